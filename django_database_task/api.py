@@ -1,0 +1,126 @@
+"""The programmatic API: run, count and inspect tasks without a command."""
+
+from typing import Any
+
+from django.db.models import Count, Min, Q
+from django.tasks import (
+    DEFAULT_TASK_BACKEND_ALIAS,
+    TaskResult,
+    TaskResultStatus,
+    task_backends,
+)
+from django.tasks.exceptions import InvalidTaskBackend
+from django.utils import timezone
+
+from .backends import DatabaseTaskBackend
+from .claim import claim_task_by_id, claim_tasks
+from .models import DatabaseTask
+from .worker import make_worker_id, run_claimed
+
+
+def get_backend(backend_name: str = DEFAULT_TASK_BACKEND_ALIAS) -> DatabaseTaskBackend:
+    """The configured backend named ``backend_name``, which must store tasks
+    in the database."""
+    if backend_name not in task_backends.settings:
+        configured = ", ".join(sorted(task_backends.settings)) or "none"
+        raise InvalidTaskBackend(
+            f"Task backend {backend_name!r} is not configured in TASKS "
+            f"(configured: {configured})."
+        )
+    backend = task_backends[backend_name]
+    if not isinstance(backend, DatabaseTaskBackend):
+        raise InvalidTaskBackend(
+            f"Task backend {backend_name!r} is a {type(backend).__name__}, not a "
+            "DatabaseTaskBackend, so it keeps no tasks in the database."
+        )
+    return backend
+
+
+def process_one_task(
+    queue_name: str | None = None,
+    backend_name: str = DEFAULT_TASK_BACKEND_ALIAS,
+) -> TaskResult | None:
+    """Claim and run the next due task; None when there is none."""
+    backend = get_backend(backend_name)
+    rows = claim_tasks(
+        using=backend.database,
+        backend_name=backend.alias,
+        worker_id=make_worker_id(),
+        queue_names=[queue_name] if queue_name else [],
+    )
+    return run_claimed(backend, rows[0]) if rows else None
+
+
+def process_tasks(
+    queue_name: str | None = None,
+    backend_name: str = DEFAULT_TASK_BACKEND_ALIAS,
+    max_tasks: int = 10,
+) -> list[TaskResult]:
+    """Run due tasks one after another until none is left or ``max_tasks``
+    have run."""
+    if isinstance(max_tasks, bool) or not isinstance(max_tasks, int) or max_tasks < 1:
+        raise ValueError(f"max_tasks must be a positive integer, not {max_tasks!r}.")
+    results = []
+    while len(results) < max_tasks:
+        result = process_one_task(queue_name=queue_name, backend_name=backend_name)
+        if result is None:
+            break
+        results.append(result)
+    return results
+
+
+def run_task_by_id(
+    task_id: str,
+    allow_retry: bool = False,
+    backend_name: str = DEFAULT_TASK_BACKEND_ALIAS,
+) -> TaskResult | None:
+    """Run one task now, even if it is not due yet.
+
+    Returns None when the task is not READY (or FAILED, with ``allow_retry``);
+    raises TaskResultDoesNotExist for an unknown or malformed id.
+    """
+    backend = get_backend(backend_name)
+    backend.get_row(task_id)
+    row = claim_task_by_id(
+        using=backend.database,
+        task_id=task_id,
+        worker_id=make_worker_id(),
+        allow_retry=allow_retry,
+    )
+    return run_claimed(backend, row) if row is not None else None
+
+
+def _tasks(backend: DatabaseTaskBackend, queue_name: str | None):
+    tasks = DatabaseTask.objects.using(backend.database).filter(
+        backend_name=backend.alias
+    )
+    return tasks.filter(queue_name=queue_name) if queue_name else tasks
+
+
+def get_pending_task_count(
+    queue_name: str | None = None,
+    backend_name: str = DEFAULT_TASK_BACKEND_ALIAS,
+) -> int:
+    """READY tasks, delayed ones included."""
+    backend = get_backend(backend_name)
+    return _tasks(backend, queue_name).filter(status=TaskResultStatus.READY).count()
+
+
+def get_queue_stats(
+    queue_name: str | None = None,
+    backend_name: str = DEFAULT_TASK_BACKEND_ALIAS,
+) -> dict[str, Any]:
+    """Counts per status, how many READY tasks are delayed, and since when
+    the oldest due task has been waiting (None if none is)."""
+    backend = get_backend(backend_name)
+    now = timezone.now()
+    ready = Q(status=TaskResultStatus.READY)
+    due = ready & Q(due_at__lte=now)
+    return _tasks(backend, queue_name).aggregate(
+        **{
+            status.lower(): Count("pk", filter=Q(status=status))
+            for status in TaskResultStatus.values
+        },
+        delayed=Count("pk", filter=ready & Q(due_at__gt=now)),
+        oldest_pending_since=Min("due_at", filter=due),
+    )

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class DatabaseTaskConfig(AppConfig):
+    name = "django_database_task"
+    verbose_name = _("Database tasks")
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,106 @@
+import sqlite3
+
+from django.core import checks
+from django.core.exceptions import ValidationError
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.tasks import TaskResult
+from django.tasks.backends.base import BaseTaskBackend
+from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+from django.tasks.signals import task_enqueued
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from .models import DatabaseTask
+from .results import load_task, to_task_result
+from .validation import to_json
+
+# UPDATE ... RETURNING, which the SQLite claim relies on.
+MIN_SQLITE_VERSION = (3, 35)
+
+
+class DatabaseTaskBackend(BaseTaskBackend):
+    """Stores tasks in a table of the project's own database.
+
+    ``OPTIONS["DATABASE"]`` names the database alias holding the table
+    (default ``"default"``). Enqueueing on the same database as the caller's
+    transaction makes the task part of it: a rollback leaves no task behind.
+    """
+
+    supports_defer = True
+    supports_async_task = True
+    supports_get_result = True
+    supports_priority = True
+
+    def __init__(self, alias, params):
+        super().__init__(alias, params)
+        self.database = self.options.get("DATABASE", DEFAULT_DB_ALIAS)
+
+    def _check_importable(self, task) -> None:
+        """A worker finds the task by its path: refuse one it could not find
+        (defined in ``__main__``, or shadowed by another name)."""
+        try:
+            found = import_string(task.module_path)
+        except ImportError:
+            found = None
+        if getattr(found, "func", None) is not task.func:
+            raise InvalidTask(
+                f"Task {task.module_path!r} cannot be imported by that path, so a "
+                "worker could not run it. Define tasks at module level in an "
+                "importable module (not __main__)."
+            )
+
+    def enqueue(self, task, args, kwargs) -> TaskResult:
+        self.validate_task(task)
+        self._check_importable(task)
+        now = timezone.now()
+        row = DatabaseTask.objects.using(self.database).create(
+            task_path=task.module_path,
+            queue_name=task.queue_name,
+            priority=task.priority,
+            backend_name=self.alias,
+            args=to_json(args, "args"),
+            kwargs={
+                name: to_json(value, f"kwargs[{name!r}]")
+                for name, value in kwargs.items()
+            },
+            run_after=task.run_after,
+            due_at=task.run_after or now,
+            enqueued_at=now,
+        )
+        result = to_task_result(row, task)
+        task_enqueued.send(type(self), task_result=result)
+        return result
+
+    def get_row(self, result_id) -> DatabaseTask:
+        """The stored row of a result id; TaskResultDoesNotExist if there is none
+        in this backend, malformed ids included."""
+        try:
+            return DatabaseTask.objects.using(self.database).get(
+                pk=result_id, backend_name=self.alias
+            )
+        except (DatabaseTask.DoesNotExist, ValidationError, ValueError, TypeError):
+            raise TaskResultDoesNotExist(result_id) from None
+
+    def get_result(self, result_id) -> TaskResult:
+        row = self.get_row(result_id)
+        return to_task_result(row, load_task(row))
+
+    def check(self, **kwargs):
+        if self.database not in connections.settings:
+            yield checks.Error(
+                f"Task backend {self.alias!r} names the database "
+                f"{self.database!r}, which is not in DATABASES.",
+                hint="Set OPTIONS['DATABASE'] to a configured database alias.",
+                id="django_database_task.E001",
+            )
+            return
+        vendor_is_sqlite = (
+            connections.settings[self.database]["ENGINE"]
+            == "django.db.backends.sqlite3"
+        )
+        if vendor_is_sqlite and sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
+            yield checks.Error(
+                f"SQLite {sqlite3.sqlite_version} is too old for "
+                "django-database-task, which needs 3.35 or newer.",
+                id="django_database_task.E002",
+            )

@@ -1,0 +1,106 @@
+"""Claiming: moving READY tasks to RUNNING so that exactly one worker runs each.
+
+Every claim is guarded by ``status = 'READY'`` in the UPDATE itself, so even a
+lost lock can never hand one task to two workers.
+"""
+
+from collections.abc import Sequence
+from contextlib import contextmanager
+from datetime import datetime
+
+from django.db import connections, transaction
+from django.tasks import TaskResultStatus
+from django.utils import timezone
+
+from .models import DatabaseTask
+from .sql import dialect_for
+
+
+@contextmanager
+def _write_transaction(using: str):
+    """A transaction that holds the write lock from its first statement.
+
+    On SQLite ``BEGIN IMMEDIATE`` makes concurrent claims from several
+    processes queue up instead of failing to upgrade a read lock.
+    """
+    connection = connections[using]
+    if not dialect_for(connection).begin_immediate or connection.in_atomic_block:
+        with transaction.atomic(using=using):
+            yield connection
+        return
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
+
+
+def claim_tasks(
+    *,
+    using: str,
+    backend_name: str,
+    worker_id: str,
+    queue_names: Sequence[str] = (),
+    limit: int = 1,
+    now: datetime | None = None,
+) -> list[DatabaseTask]:
+    """Claim up to ``limit`` due READY tasks, highest priority first, then
+    earliest due; return them RUNNING, in claim order."""
+    connection = connections[using]
+    dialect = dialect_for(connection)
+    db_now = connection.ops.adapt_datetimefield_value(now or timezone.now())
+    claim, params = dialect.claim_statement(
+        backend_name=backend_name,
+        now=db_now,
+        worker_id=worker_id,
+        queue_names=queue_names,
+        limit=limit,
+    )
+    with _write_transaction(using), connection.cursor() as cursor:
+        cursor.execute(claim, params)
+        ids = [row[0] for row in cursor.fetchall()]
+        if ids and not dialect.claim_returns_claimed:
+            cursor.execute(
+                *dialect.mark_claimed_statement(
+                    now=db_now, worker_id=worker_id, ids=ids
+                )
+            )
+    return _load_claimed(using, ids)
+
+
+def claim_task_by_id(
+    *,
+    using: str,
+    task_id: str,
+    worker_id: str,
+    allow_retry: bool = False,
+) -> DatabaseTask | None:
+    """Claim one task by id if it is READY (or FAILED with ``allow_retry``),
+    whether or not it is due; None if it is not in a runnable status."""
+    connection = connections[using]
+    dialect = dialect_for(connection)
+    statuses = [TaskResultStatus.READY.value]
+    if allow_retry:
+        statuses.append(TaskResultStatus.FAILED.value)
+    statement = dialect.claim_by_id_statement(
+        now=connection.ops.adapt_datetimefield_value(timezone.now()),
+        worker_id=worker_id,
+        task_id=DatabaseTask._meta.pk.get_db_prep_value(task_id, connection),
+        statuses=statuses,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(*statement)
+        claimed = cursor.rowcount == 1
+    return _load_claimed(using, [task_id])[0] if claimed else None
+
+
+def _load_claimed(using: str, ids: list) -> list[DatabaseTask]:
+    """The claimed rows in claim order (RETURNING does not keep it)."""
+    if not ids:
+        return []
+    rows = DatabaseTask.objects.using(using).in_bulk(ids).values()
+    return sorted(rows, key=lambda row: (-row.priority, row.due_at))

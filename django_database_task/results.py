@@ -1,0 +1,103 @@
+"""Turning stored rows back into Django's ``Task`` and ``TaskResult``."""
+
+from dataclasses import dataclass, replace
+
+from django.tasks import Task, TaskResult, TaskResultStatus
+from django.tasks.base import TaskError
+from django.tasks.exceptions import InvalidTask
+from django.utils.module_loading import import_string
+
+from .models import DatabaseTask
+
+
+class TaskNotImportable(Exception):
+    """The stored task path no longer names an importable Task."""
+
+
+def import_task(task_path: str) -> Task:
+    try:
+        task = import_string(task_path)
+    except ImportError as e:
+        raise TaskNotImportable(
+            f"Task path {task_path!r} could not be imported ({e}). Was the task "
+            "renamed or removed after it was enqueued?"
+        ) from e
+    if not isinstance(task, Task):
+        raise TaskNotImportable(
+            f"Task path {task_path!r} names a {type(task).__name__}, not a Task. "
+            "Decorate the function with @task."
+        )
+    return task
+
+
+def _unavailable() -> None:
+    """The function of every UnavailableTask; never called."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnavailableTask(Task):
+    """Stands in for a stored task that can no longer be loaded, so that its
+    result can still be reported and, when run, failed with the reason."""
+
+    path: str
+    reason: str
+    func: object = _unavailable
+
+    def __post_init__(self):
+        # Nothing to validate: this task is never enqueued, only failed.
+        pass
+
+    @property
+    def module_path(self) -> str:
+        return self.path
+
+    @property
+    def name(self) -> str:
+        return self.path.rpartition(".")[2]
+
+    def call(self, *args, **kwargs):
+        raise TaskNotImportable(self.reason)
+
+    async def acall(self, *args, **kwargs):
+        raise TaskNotImportable(self.reason)
+
+
+def load_task(row: DatabaseTask) -> Task:
+    """The Task the row was enqueued as, with its stored options, or an
+    UnavailableTask saying why it cannot be loaded any more."""
+    try:
+        return replace(
+            import_task(row.task_path),
+            priority=row.priority,
+            queue_name=row.queue_name,
+            backend=row.backend_name,
+            run_after=row.run_after,
+        )
+    except (TaskNotImportable, InvalidTask) as e:
+        return UnavailableTask(
+            path=row.task_path,
+            reason=str(e),
+            priority=row.priority,
+            queue_name=row.queue_name,
+            backend=row.backend_name,
+            run_after=row.run_after,
+        )
+
+
+def to_task_result(row: DatabaseTask, task: Task) -> TaskResult:
+    result = TaskResult(
+        task=task,
+        id=str(row.id),
+        status=TaskResultStatus(row.status),
+        enqueued_at=row.enqueued_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        last_attempted_at=row.last_attempted_at,
+        args=row.args,
+        kwargs=row.kwargs,
+        backend=row.backend_name,
+        errors=[TaskError(**error) for error in row.errors],
+        worker_ids=list(row.worker_ids),
+    )
+    object.__setattr__(result, "_return_value", row.return_value)
+    return result

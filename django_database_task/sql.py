@@ -1,0 +1,167 @@
+"""Every vendor-specific SQL statement the queue runs, in one place.
+
+Everything else goes through the ORM. A ``Dialect`` builds the statements
+that differ between databases: the claim that marks rows RUNNING and appends
+the worker id to the JSON ``worker_ids`` list, and the claim indexes.
+
+``'READY'`` is written as a literal rather than a parameter so that the
+planner matches it against the partial indexes' ``WHERE status = 'READY'``.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+TABLE = "django_database_task"
+
+Statement = tuple[str, list]
+
+
+class Dialect:
+    # Expression appending a parameter to the JSON array in worker_ids.
+    append_worker_id: str
+    # SQLite has no row locks: its claim takes the write lock up front.
+    begin_immediate = False
+    # The claim returns the claimed ids; otherwise it only selects them and
+    # mark_claimed_statement() marks them in the same transaction.
+    claim_returns_claimed = True
+    create_indexes: tuple[str, ...] = ()
+    drop_indexes: tuple[str, ...] = ()
+
+    def _mark(self, now, worker_id: str) -> Statement:
+        return (
+            "status = 'RUNNING', started_at = COALESCE(started_at, %s), "
+            f"last_attempted_at = %s, worker_ids = {self.append_worker_id}",
+            [now, now, worker_id],
+        )
+
+    def _select_claimable(
+        self, backend_name: str, now, queue_names: Sequence[str], limit: int
+    ) -> Statement:
+        queues = ", ".join(["%s"] * len(queue_names))
+        return (
+            f"SELECT id FROM {TABLE} WHERE backend_name = %s "
+            "AND status = 'READY' AND due_at <= %s"
+            + (f" AND queue_name IN ({queues})" if queue_names else "")
+            + " ORDER BY priority DESC, due_at LIMIT %s",
+            [backend_name, now, *queue_names, limit],
+        )
+
+    def claim_statement(
+        self,
+        *,
+        backend_name: str,
+        now: datetime,
+        worker_id: str,
+        queue_names: Sequence[str],
+        limit: int,
+    ) -> Statement:
+        raise NotImplementedError
+
+    def mark_claimed_statement(self, *, now, worker_id: str, ids: list) -> Statement:
+        mark, params = self._mark(now, worker_id)
+        placeholders = ", ".join(["%s"] * len(ids))
+        return (
+            f"UPDATE {TABLE} SET {mark} "
+            f"WHERE status = 'READY' AND id IN ({placeholders})",
+            params + list(ids),
+        )
+
+    def claim_by_id_statement(
+        self, *, now, worker_id: str, task_id, statuses: Sequence[str]
+    ) -> Statement:
+        """Marks one task RUNNING if its status is one of ``statuses``."""
+        mark, params = self._mark(now, worker_id)
+        placeholders = ", ".join(["%s"] * len(statuses))
+        return (
+            f"UPDATE {TABLE} SET {mark} WHERE id = %s AND status IN ({placeholders})",
+            [*params, task_id, *statuses],
+        )
+
+
+def _partial_claim_indexes() -> tuple[str, ...]:
+    return (
+        f"CREATE INDEX ddt_claim_idx ON {TABLE} "
+        "(backend_name, priority DESC, due_at) WHERE status = 'READY'",
+        f"CREATE INDEX ddt_claim_queue_idx ON {TABLE} "
+        "(backend_name, queue_name, priority DESC, due_at) WHERE status = 'READY'",
+    )
+
+
+_DROP_CLAIM_INDEXES = ("DROP INDEX ddt_claim_idx", "DROP INDEX ddt_claim_queue_idx")
+
+
+class PostgreSQL(Dialect):
+    """One statement. The locked SELECT is a MATERIALIZED CTE: as a plain
+    ``IN (subquery)`` the planner may run it more than once, and with SKIP
+    LOCKED each run returns other rows, claiming more than ``limit``."""
+
+    append_worker_id = "worker_ids || jsonb_build_array(%s::text)"
+    create_indexes = _partial_claim_indexes()
+    drop_indexes = _DROP_CLAIM_INDEXES
+
+    def claim_statement(self, *, backend_name, now, worker_id, queue_names, limit):
+        select, select_params = self._select_claimable(
+            backend_name, now, queue_names, limit
+        )
+        mark, mark_params = self._mark(now, worker_id)
+        return (
+            f"WITH claimed AS MATERIALIZED ({select} FOR UPDATE SKIP LOCKED) "
+            f"UPDATE {TABLE} SET {mark} FROM claimed "
+            f"WHERE {TABLE}.id = claimed.id AND {TABLE}.status = 'READY' "
+            f"RETURNING {TABLE}.id",
+            select_params + mark_params,
+        )
+
+
+class SQLite(Dialect):
+    """One UPDATE ... RETURNING inside BEGIN IMMEDIATE; SQLite evaluates the
+    uncorrelated subquery once."""
+
+    append_worker_id = "json_insert(worker_ids, '$[#]', %s)"
+    begin_immediate = True
+    create_indexes = _partial_claim_indexes()
+    drop_indexes = _DROP_CLAIM_INDEXES
+
+    def claim_statement(self, *, backend_name, now, worker_id, queue_names, limit):
+        select, select_params = self._select_claimable(
+            backend_name, now, queue_names, limit
+        )
+        mark, mark_params = self._mark(now, worker_id)
+        return (
+            f"UPDATE {TABLE} SET {mark} WHERE id IN ({select}) "
+            "AND status = 'READY' RETURNING id",
+            mark_params + select_params,
+        )
+
+
+class MySQL(Dialect):
+    """No UPDATE ... RETURNING: SELECT ... FOR UPDATE SKIP LOCKED, then
+    mark_claimed_statement(). InnoDB locks every row it scans, so the claim
+    indexes lead with the columns the claim filters on, in its order."""
+
+    append_worker_id = "JSON_ARRAY_APPEND(worker_ids, '$', %s)"
+    claim_returns_claimed = False
+    create_indexes = (
+        f"CREATE INDEX ddt_claim_idx ON {TABLE} "
+        "(status, backend_name, priority DESC, due_at)",
+        f"CREATE INDEX ddt_claim_queue_idx ON {TABLE} "
+        "(status, backend_name, queue_name, priority DESC, due_at)",
+    )
+    drop_indexes = tuple(f"{drop} ON {TABLE}" for drop in _DROP_CLAIM_INDEXES)
+
+    def claim_statement(self, *, backend_name, now, worker_id, queue_names, limit):
+        select, params = self._select_claimable(backend_name, now, queue_names, limit)
+        return f"{select} FOR UPDATE SKIP LOCKED", params
+
+
+DIALECTS = {"postgresql": PostgreSQL(), "sqlite": SQLite(), "mysql": MySQL()}
+
+
+def dialect_for(connection) -> Dialect:
+    try:
+        return DIALECTS[connection.vendor]
+    except KeyError:
+        raise NotImplementedError(
+            "django-database-task supports PostgreSQL, MySQL/MariaDB and SQLite, "
+            f"not {connection.display_name}."
+        ) from None

@@ -1,0 +1,80 @@
+"""Strict JSON checking of task arguments and return values.
+
+Arguments are checked before the row is written, so a value that JSON would
+silently change (a datetime, a set, a non-string dict key) is refused at
+enqueue time with the place it sits and how to fix it, instead of failing in
+the worker hours later.
+"""
+
+import math
+from collections.abc import Mapping
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+_HINTS: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    ((datetime, date, time), "convert it to an ISO string with value.isoformat()"),
+    (UUID, "convert it to a string with str(value)"),
+    (Decimal, "convert it to a float or a string"),
+    ((set, frozenset), "convert it to a list"),
+)
+
+
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    if kind.__module__ == "builtins":
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _hint(value: Any) -> str:
+    for kinds, hint in _HINTS:
+        if isinstance(value, kinds):
+            return hint
+    return (
+        "serialise it to JSON-compatible types (str, int, float, bool, None, "
+        "list, dict) yourself"
+    )
+
+
+def to_json(value: Any, where: str) -> Any:
+    """Return ``value`` as plain JSON types, or raise naming ``where`` it failed.
+
+    Tuples become lists and UTF-8 bytes become strings, as Django's own
+    ``normalize_json`` does; everything else JSON cannot carry exactly is a
+    TypeError (a ValueError for NaN and infinities).
+    """
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(
+                f"{where} is {value!r}, which JSON cannot represent; "
+                "use None or a string instead."
+            )
+        return value
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise TypeError(
+                f"{where} is bytes that are not valid UTF-8; encode binary data "
+                "as text first, e.g. with base64.b64encode(value).decode()."
+            ) from None
+    if isinstance(value, (list, tuple)):
+        return [to_json(item, f"{where}[{index}]") for index, item in enumerate(value)]
+    if isinstance(value, Mapping):
+        converted = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"{where} has the key {key!r} of type {_type_name(key)}; "
+                    "JSON object keys must be strings, convert it with str(key)."
+                )
+            converted[key] = to_json(item, f"{where}[{key!r}]")
+        return converted
+    raise TypeError(
+        f"{where} has unsupported type {_type_name(value)}: task arguments and "
+        f"return values must be JSON-serialisable; {_hint(value)}."
+    )

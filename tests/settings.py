@@ -1,0 +1,102 @@
+"""Test settings; the database comes from DATABASE_URL (SQLite by default).
+
+sqlite:///path/to/file.sqlite3
+postgres://user@host:port/name
+mysql://root@127.0.0.1:3306/name
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+BASE_DIR = Path(__file__).resolve().parent
+
+ENGINES = {
+    "sqlite": "django.db.backends.sqlite3",
+    "postgres": "django.db.backends.postgresql",
+    "postgresql": "django.db.backends.postgresql",
+    "mysql": "django.db.backends.mysql",
+}
+
+
+def database_from_url(url: str) -> dict:
+    parsed = urlparse(url)
+    engine = ENGINES[parsed.scheme]
+    if parsed.scheme == "sqlite":
+        name = unquote(parsed.path) or str(BASE_DIR / "ddt.sqlite3")
+        # A file, not memory, so that worker processes share the test database.
+        return {"ENGINE": engine, "NAME": name, "TEST": {"NAME": f"{name}.test"}}
+    database = {
+        "ENGINE": engine,
+        "NAME": parsed.path.lstrip("/") or "ddt",
+        "USER": unquote(parsed.username or ""),
+        "PASSWORD": unquote(parsed.password or ""),
+        "HOST": parsed.hostname or "",
+        "PORT": str(parsed.port or ""),
+    }
+    if parsed.scheme == "mysql":
+        database["OPTIONS"] = {"charset": "utf8mb4"}
+    return database
+
+
+DATABASES = {
+    "default": database_from_url(
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'ddt.sqlite3'}")
+    )
+}
+# Worker processes started by a test connect straight to the test database.
+if os.environ.get("DDT_TEST_DATABASE_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["DDT_TEST_DATABASE_NAME"]
+
+SECRET_KEY = "tests-only-secret"
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_database_task",
+    "tests",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+STATIC_URL = "/static/"
+
+TASKS = {
+    "default": {
+        "BACKEND": "django_database_task.backends.DatabaseTaskBackend",
+        "QUEUES": [],
+        "OPTIONS": {},
+    },
+}

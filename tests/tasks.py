@@ -1,0 +1,84 @@
+"""Tasks the tests enqueue. Module-level, as Django requires."""
+
+import asyncio
+import time
+from datetime import datetime
+
+from django.db import IntegrityError
+from django.tasks import task
+
+from .models import Execution
+
+
+@task
+def add(a, b):
+    return a + b
+
+
+@task
+def echo(*args, **kwargs):
+    return {"args": list(args), "kwargs": kwargs}
+
+
+@task
+def fail(message="boom"):
+    raise ValueError(message)
+
+
+@task
+def exit_task():
+    raise SystemExit(3)
+
+
+@task
+def returns_datetime():
+    return datetime(2026, 1, 1)
+
+
+@task(takes_context=True)
+def with_context(context, message):
+    task_id = context.task_result.id
+    return f"Task {task_id} (attempt {context.attempt}): {message}"
+
+
+@task
+async def async_add(a, b):
+    await asyncio.sleep(0)
+    return a + b
+
+
+@task(priority=10)
+def urgent():
+    return "urgent"
+
+
+@task(priority=-10)
+def background():
+    return "background"
+
+
+@task(queue_name="emails")
+def send_newsletter():
+    return "sent"
+
+
+@task
+def record(key):
+    """Counts executions in a table with a unique key: a second run of the
+    same task fails with IntegrityError and is visible as a duplicate."""
+    try:
+        Execution.objects.create(key=key)
+    except IntegrityError:
+        Execution.objects.filter(key=key).update(duplicates=1)
+        raise
+    return key
+
+
+@task
+def sleep_then_record(key, seconds):
+    time.sleep(seconds)
+    Execution.objects.create(key=key)
+    return key
+
+
+not_a_task = "plain string"
