@@ -65,8 +65,8 @@ class BoundHandler:
     handler: AuthHandler
     endpoints: frozenset[str]
 
-    def accepts(self, request: HttpRequest, endpoint: str) -> bool:
-        return endpoint in self.endpoints and self.handler.authenticate(request)
+    def applies_to(self, endpoint: str) -> bool:
+        return endpoint in self.endpoints
 
 
 def _build(backend: BaseTaskBackend, entry: object, where: str) -> BoundHandler:
