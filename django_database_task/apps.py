@@ -6,3 +6,10 @@ class DatabaseTaskConfig(AppConfig):
     name = "django_database_task"
     verbose_name = _("Database tasks")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from django.core import checks
+
+        from .checks import check_endpoint_auth
+
+        checks.register(check_endpoint_auth, checks.Tags.security, checks.Tags.urls)
