@@ -1,0 +1,57 @@
+"""Rows for admin tests, written straight to the table in any state."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from django_database_task.models import DatabaseTask
+
+
+def make_task(**fields) -> DatabaseTask:
+    now = timezone.now()
+    values = {
+        "task_path": "tests.tasks.add",
+        "queue_name": "default",
+        "backend_name": "default",
+        "status": "READY",
+        "args": [1, 2],
+        "kwargs": {},
+        "enqueued_at": now,
+        "due_at": now,
+    }
+    values.update(fields)
+    if "run_after" in fields and "due_at" not in fields and fields["run_after"]:
+        values["due_at"] = fields["run_after"]
+    # Read back, so the test compares with what the database stored.
+    return DatabaseTask.objects.get(pk=DatabaseTask.objects.create(**values).pk)
+
+
+def finished_task(status: str = "SUCCESSFUL", seconds: float = 1.5, **fields):
+    """A task that ran once on ``worker-1`` and took ``seconds``."""
+    finished = fields.pop("finished_at", timezone.now())
+    started = finished - timedelta(seconds=seconds)
+    fields.setdefault("worker_ids", ["worker-1"])
+    return make_task(
+        status=status,
+        started_at=started,
+        last_attempted_at=started,
+        finished_at=finished,
+        **fields,
+    )
+
+
+def failed_task(**fields) -> DatabaseTask:
+    fields.setdefault(
+        "errors",
+        [
+            {
+                "exception_class_path": "builtins.ValueError",
+                "traceback": "Traceback (most recent call last):\nValueError: boom\n",
+            }
+        ],
+    )
+    return finished_task("FAILED", **fields)
+
+
+def messages_of(response) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
