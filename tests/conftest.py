@@ -1,3 +1,5 @@
+import os
+
 import pytest
 from django.db import connection
 
@@ -6,8 +8,6 @@ from django.db import connection
 def test_database_env():
     """Environment for child processes (workers) so that they use the test
     database the test runner created."""
-    import os
-
     return {
         **os.environ,
         "DDT_TEST_DATABASE_NAME": connection.settings_dict["NAME"],

@@ -44,9 +44,21 @@ DATABASES = {
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'ddt.sqlite3'}")
     )
 }
-# Worker processes started by a test connect straight to the test database.
+# A second database, for tasks kept apart from the application's data.
+DATABASES["tasks"] = {
+    **DATABASES["default"],
+    "NAME": f"{DATABASES['default']['NAME']}_tasks",
+    "TEST": {
+        "NAME": f"{DATABASES['default'].get('TEST', {}).get('NAME', 'test')}_tasks"
+        if DATABASES["default"]["ENGINE"].endswith("sqlite3")
+        else None
+    },
+}
+# Worker processes started by a test connect straight to its test database.
 if os.environ.get("DDT_TEST_DATABASE_NAME"):
-    DATABASES["default"]["NAME"] = os.environ["DDT_TEST_DATABASE_NAME"]
+    DATABASES = {
+        "default": DATABASES["default"] | {"NAME": os.environ["DDT_TEST_DATABASE_NAME"]}
+    }
 
 SECRET_KEY = "tests-only-secret"
 USE_TZ = True

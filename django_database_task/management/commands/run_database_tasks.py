@@ -95,9 +95,18 @@ class Command(BaseCommand):
                 os.kill(os.getpid(), signum)
                 return
             worker.stop()
+            self.stdout.write(
+                "Stopping after the running task; signal again to exit at once."
+            )
+            self.stdout.flush()
 
         for signum in STOP_SIGNALS:
             signal.signal(signum, request_stop)
+        self.stdout.write(
+            f"Worker {worker.worker_id} started: backend {backend.alias!r}, "
+            f"queues: {', '.join(queue_names) or 'all'}."
+        )
+        self.stdout.flush()
         try:
             processed = worker.run()
         finally:

@@ -1,0 +1,106 @@
+"""Real worker processes: graceful shutdown and exactly-once under concurrency."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.tasks import TaskResultStatus
+
+from django_database_task.models import DatabaseTask
+from tests import tasks
+from tests.models import Execution
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_worker(env, *args):
+    return subprocess.Popen(
+        [sys.executable, "-m", "django", "run_database_tasks", *args],
+        cwd=ROOT,
+        env=env | {"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(condition, worker, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline or worker.poll() is not None:
+            worker.kill()
+            raise AssertionError(f"worker did not get there: {worker.communicate()}")
+        time.sleep(0.05)
+
+
+def status_of(result):
+    return DatabaseTask.objects.get(pk=result.id).status
+
+
+def test_sigterm_lets_the_running_task_finish_and_starts_nothing_new(
+    test_database_env,
+):
+    running = tasks.sleep_then_record.enqueue("slow", 2)
+    waiting = tasks.record.using(priority=-1).enqueue("next")
+    worker = start_worker(test_database_env, "--continuous", "--interval", "1")
+    try:
+        wait_for(lambda: status_of(running) == TaskResultStatus.RUNNING, worker)
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=30)
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, err
+    assert status_of(running) == TaskResultStatus.SUCCESSFUL
+    assert status_of(waiting) == TaskResultStatus.READY
+    assert Execution.objects.filter(key="slow").exists()
+    assert "Stopped on signal." in out
+
+
+def test_an_idle_worker_stops_at_once_on_sigterm(test_database_env):
+    worker = start_worker(test_database_env, "--continuous", "--interval", "600")
+    try:
+        assert worker.stdout.readline().startswith("Worker ")
+        worker.send_signal(signal.SIGINT)
+        out, err = worker.communicate(timeout=30)
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, err
+    assert out.endswith("Processed 0 task(s).\n")
+
+
+def test_a_second_signal_exits_at_once(test_database_env):
+    running = tasks.sleep_then_record.enqueue("very-slow", 60)
+    worker = start_worker(test_database_env, "--continuous")
+    try:
+        wait_for(lambda: status_of(running) == TaskResultStatus.RUNNING, worker)
+        assert worker.stdout.readline().startswith("Worker ")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.stdout.readline().startswith("Stopping after the running task")
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=30)
+    finally:
+        worker.kill()
+    assert worker.returncode == -signal.SIGTERM
+    assert status_of(running) == TaskResultStatus.RUNNING
+
+
+def test_four_workers_run_each_of_2000_tasks_exactly_once(test_database_env):
+    for number in range(2000):
+        tasks.record.enqueue(f"task-{number}")
+    workers = [start_worker(test_database_env) for _ in range(4)]
+    outputs = [worker.communicate(timeout=600) for worker in workers]
+    for worker, (_, err) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, err
+    assert Execution.objects.count() == 2000
+    assert not Execution.objects.filter(duplicates__gt=0).exists()
+    assert DatabaseTask.objects.filter(status="SUCCESSFUL").count() == 2000
+    assert not DatabaseTask.objects.exclude(status="SUCCESSFUL").exists()
+    attempts = DatabaseTask.objects.values_list("worker_ids", flat=True)
+    assert all(len(worker_ids) == 1 for worker_ids in attempts)
+    processed = [int(out.rsplit("Processed ", 1)[1].split()[0]) for out, _ in outputs]
+    assert sum(processed) == 2000
