@@ -39,7 +39,7 @@ def test_failed_task_stores_exception_class_and_traceback():
     assert row.status == "FAILED"
     assert row.errors[0]["exception_class_path"] == "builtins.ValueError"
     with pytest.raises(ValueError, match="Task failed"):
-        result.return_value
+        _ = result.return_value
 
 
 def test_system_exit_in_a_task_fails_the_task_not_the_worker():
