@@ -23,6 +23,7 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	touch $@
 
 demo: .venv-demo/.installed
+	rm -f example/db.sqlite3
 	cd example && ../.venv-demo/bin/python manage.py migrate --verbosity 0
 	cd example && ../.venv-demo/bin/python manage.py enqueue_examples
 	cd example && ../.venv-demo/bin/python manage.py run_database_tasks
