@@ -75,12 +75,18 @@ class CloudTasksServer(StandInServer):
                 )
             self.names.add(task["name"])
             self.created.append({**match.groupdict(), "task": task})
-            delivery = self.deliveries[task["name"]] = Delivery()
         if self.deliver:
-            threading.Thread(
-                target=self._deliver, args=(task, delivery), daemon=True
-            ).start()
+            self.deliver_task(task["name"].rsplit("/", 1)[-1])
         return 200, {}, task
+
+    def deliver_task(self, task_id: str) -> Delivery:
+        """Call the task's URL (again), in the background, as Cloud Tasks would."""
+        task = self.task(task_id)["task"]
+        delivery = self.deliveries[task["name"]] = Delivery()
+        threading.Thread(
+            target=self._deliver, args=(task, delivery), daemon=True
+        ).start()
+        return delivery
 
     def _deliver(self, task: dict, delivery: Delivery) -> None:
         http = task["httpRequest"]
