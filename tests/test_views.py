@@ -1,0 +1,491 @@
+"""Every documented parameter, default, limit and response of the HTTP
+endpoints, through the bundled URLconf (with a bearer token) and through the
+views mounted one by one behind ``staff_member_required``."""
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from django.tasks import TaskResultStatus
+from django.test import Client
+from django.utils import timezone
+
+from django_database_task import process_tasks
+from django_database_task.models import DatabaseTask
+from tests import tasks
+
+TOKEN = "s3cret-token-for-tests"
+BEARER = {
+    "HANDLER": "django_database_task.auth.BearerTokenAuth",
+    "OPTIONS": {"SETTING": "TASK_API_TOKEN"},
+}
+
+
+def tasks_setting(**options) -> dict:
+    """A default and an ``other`` database backend sharing ``options``, and a
+    backend that keeps no tasks in the database."""
+    backend = "django_database_task.backends.DatabaseTaskBackend"
+    return {
+        "default": {"BACKEND": backend, "QUEUES": [], "OPTIONS": dict(options)},
+        "other": {"BACKEND": backend, "QUEUES": [], "OPTIONS": dict(options)},
+        "immediate": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"},
+    }
+
+
+@dataclass
+class Api:
+    """A test client aimed at one mounting of the endpoints."""
+
+    client: Client
+    prefix: str
+    headers: dict = field(default_factory=dict)
+
+    def post(self, path: str, body=None, *, raw: bytes | None = None):
+        data = raw if raw is not None else json.dumps(body if body is not None else {})
+        return self.client.post(
+            self.prefix + path,
+            data=data,
+            content_type="application/json",
+            headers=self.headers,
+        )
+
+    def get(self, path: str, query: dict | None = None):
+        return self.client.get(self.prefix + path, query or {}, headers=self.headers)
+
+    def request(self, method: str, path: str):
+        return self.client.generic(method, self.prefix + path, headers=self.headers)
+
+
+@pytest.fixture(params=["bundled", "individual"])
+def api(request, db, settings, client, django_user_model) -> Api:
+    """The bundled URLconf with a bearer token, or the views mounted one by
+    one behind staff_member_required (which ignore AUTH_HANDLERS)."""
+    settings.TASK_API_TOKEN = TOKEN
+    if request.param == "bundled":
+        settings.TASKS = tasks_setting(AUTH_HANDLERS=[BEARER])
+        return Api(client, "/tasks/", {"Authorization": f"Bearer {TOKEN}"})
+    settings.TASKS = tasks_setting()
+    user = django_user_model.objects.create_user(
+        "staff", password="unused-pass", is_staff=True
+    )
+    client.force_login(user)
+    return Api(client, "/staff/")
+
+
+def finish(*results, days_ago: float = 0) -> None:
+    """Run the enqueued tasks and date their completion ``days_ago``."""
+    process_tasks(max_tasks=100)
+    process_tasks(max_tasks=100, backend_name="other")
+    DatabaseTask.objects.filter(pk__in=[r.id for r in results]).update(
+        finished_at=timezone.now() - timedelta(days=days_ago)
+    )
+
+
+def status_of(result) -> str:
+    return DatabaseTask.objects.get(pk=result.id).status
+
+
+# POST run/
+
+
+def test_run_processes_up_to_ten_tasks_by_default(api):
+    for i in range(12):
+        tasks.add.enqueue(i, i)
+    response = api.post("run/", {})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["processed"] == 10
+    assert DatabaseTask.objects.filter(status=TaskResultStatus.READY).count() == 2
+
+
+def test_run_accepts_an_empty_body(api):
+    tasks.add.enqueue(1, 2)
+    response = api.post("run/", raw=b"")
+    assert response.status_code == 200
+    assert response.json()["processed"] == 1
+
+
+@pytest.mark.parametrize("max_tasks", [1, 3])
+def test_run_max_tasks(api, max_tasks):
+    for i in range(5):
+        tasks.add.enqueue(i, i)
+    response = api.post("run/", {"max_tasks": max_tasks})
+    assert response.json()["processed"] == max_tasks
+
+
+def test_run_max_tasks_upper_limit_100_is_accepted(api):
+    for i in range(101):
+        tasks.add.enqueue(i, i)
+    response = api.post("run/", {"max_tasks": 100})
+    assert response.status_code == 200
+    assert response.json()["processed"] == 100
+
+
+def test_run_response_lists_each_result(api):
+    ok = tasks.add.enqueue(1, 2)
+    bad = tasks.fail.enqueue()
+    response = api.post("run/", {"max_tasks": 10})
+    assert response.json() == {
+        "processed": 2,
+        "results": [
+            {"id": ok.id, "status": "SUCCESSFUL", "task_path": "tests.tasks.add"},
+            {"id": bad.id, "status": "FAILED", "task_path": "tests.tasks.fail"},
+        ],
+    }
+
+
+def test_run_queue_name_filters(api):
+    newsletter = tasks.send_newsletter.enqueue()
+    other = tasks.add.enqueue(1, 1)
+    response = api.post("run/", {"queue_name": "emails", "max_tasks": 5})
+    assert [r["id"] for r in response.json()["results"]] == [newsletter.id]
+    assert status_of(other) == "READY"
+
+
+def test_run_queue_name_null_means_every_queue(api):
+    tasks.send_newsletter.enqueue()
+    tasks.add.enqueue(1, 1)
+    response = api.post("run/", {"queue_name": None})
+    assert response.json()["processed"] == 2
+
+
+def test_run_backend_name_defaults_to_default(api):
+    mine = tasks.add.enqueue(1, 1)
+    theirs = tasks.add.using(backend="other").enqueue(1, 1)
+    assert [r["id"] for r in api.post("run/").json()["results"]] == [mine.id]
+    assert status_of(theirs) == "READY"
+
+
+def test_run_backend_name_selects_the_backend(api):
+    mine = tasks.add.enqueue(1, 1)
+    theirs = tasks.add.using(backend="other").enqueue(1, 1)
+    response = api.post("run/", {"backend_name": "other"})
+    assert [r["id"] for r in response.json()["results"]] == [theirs.id]
+    assert status_of(mine) == "READY"
+
+
+def test_run_with_nothing_to_do(api):
+    assert api.post("run/").json() == {"processed": 0, "results": []}
+
+
+# POST run-one/
+
+
+def test_run_one_processes_one_task(api):
+    first = tasks.urgent.enqueue()
+    second = tasks.add.enqueue(1, 1)
+    response = api.post("run-one/", {})
+    assert response.status_code == 200
+    assert response.json() == {
+        "processed": True,
+        "result": {
+            "id": first.id,
+            "status": "SUCCESSFUL",
+            "task_path": "tests.tasks.urgent",
+        },
+    }
+    assert status_of(second) == "READY"
+
+
+def test_run_one_reports_a_failed_task(api):
+    failed = tasks.fail.enqueue()
+    assert api.post("run-one/").json()["result"] == {
+        "id": failed.id,
+        "status": "FAILED",
+        "task_path": "tests.tasks.fail",
+    }
+
+
+def test_run_one_with_nothing_to_do(api):
+    response = api.post("run-one/")
+    assert response.status_code == 200
+    assert response.json() == {"processed": False, "result": None}
+
+
+def test_run_one_queue_name(api):
+    tasks.add.enqueue(1, 1)
+    newsletter = tasks.send_newsletter.enqueue()
+    response = api.post("run-one/", {"queue_name": "emails"})
+    assert response.json()["result"]["id"] == newsletter.id
+
+
+def test_run_one_backend_name(api):
+    tasks.add.enqueue(1, 1)
+    theirs = tasks.add.using(backend="other").enqueue(2, 2)
+    response = api.post("run-one/", {"backend_name": "other"})
+    assert response.json()["result"]["id"] == theirs.id
+
+
+# GET status/
+
+
+def test_status_counts(api):
+    tasks.add.enqueue(1, 1)
+    tasks.add.using(run_after=timezone.now() + timedelta(hours=1)).enqueue(1, 1)
+    tasks.fail.enqueue()
+    process_tasks(max_tasks=1, queue_name=None)  # runs add (enqueued first)
+    tasks.send_newsletter.enqueue()
+    response = api.get("status/")
+    assert response.status_code == 200
+    body = response.json()
+    oldest = DatabaseTask.objects.filter(status="READY", run_after=None).earliest(
+        "due_at"
+    )
+    assert body == {
+        "pending_count": 3,
+        "ready": 3,
+        "running": 0,
+        "failed": 0,
+        "successful": 1,
+        "delayed": 1,
+        "oldest_pending_since": oldest.due_at.isoformat(),
+    }
+
+
+def test_status_with_no_pending_task(api):
+    body = api.get("status/").json()
+    assert body["pending_count"] == 0
+    assert body["oldest_pending_since"] is None
+
+
+def test_status_queue_name(api):
+    tasks.add.enqueue(1, 1)
+    tasks.send_newsletter.enqueue()
+    tasks.send_newsletter.enqueue()
+    assert api.get("status/", {"queue_name": "emails"}).json()["pending_count"] == 2
+
+
+def test_status_backend_name(api):
+    tasks.add.enqueue(1, 1)
+    tasks.add.using(backend="other").enqueue(1, 1)
+    tasks.add.using(backend="other").enqueue(1, 1)
+    assert api.get("status/").json()["pending_count"] == 1
+    assert api.get("status/", {"backend_name": "other"}).json()["pending_count"] == 2
+
+
+# POST execute/<uuid>/
+
+
+def test_execute_runs_the_task(api):
+    tasks.urgent.enqueue()
+    chosen = tasks.add.enqueue(2, 3)
+    response = api.post(f"execute/{chosen.id}/")
+    assert response.status_code == 200
+    assert response.json() == {
+        "executed": True,
+        "result": {
+            "id": chosen.id,
+            "status": "SUCCESSFUL",
+            "task_path": "tests.tasks.add",
+        },
+    }
+    assert DatabaseTask.objects.get(pk=chosen.id).return_value == 5
+
+
+def test_execute_runs_a_task_that_is_not_due_yet(api):
+    later = tasks.add.using(run_after=timezone.now() + timedelta(days=1)).enqueue(1, 1)
+    assert api.post(f"execute/{later.id}/").json()["executed"] is True
+    assert status_of(later) == "SUCCESSFUL"
+
+
+def test_execute_a_finished_task_is_not_executed_again(api):
+    done = tasks.add.enqueue(1, 1)
+    finish(done)
+    response = api.post(f"execute/{done.id}/")
+    assert response.status_code == 200
+    assert response.json() == {
+        "executed": False,
+        "reason": "Task is not in READY status",
+    }
+
+
+def test_execute_a_running_task_answers_2xx_without_running_it(api):
+    running = tasks.add.enqueue(1, 1)
+    DatabaseTask.objects.filter(pk=running.id).update(status="RUNNING")
+    response = api.post(f"execute/{running.id}/")
+    assert response.status_code == 200
+    assert response.json()["executed"] is False
+
+
+def test_execute_unknown_task(api):
+    response = api.post(f"execute/{uuid.uuid4()}/")
+    assert response.status_code == 404
+    assert response.json() == {"error": "Task not found"}
+
+
+def test_execute_failure_answers_200_by_default(api):
+    failing = tasks.fail.enqueue()
+    response = api.post(f"execute/{failing.id}/")
+    assert response.status_code == 200
+    assert response.json()["result"]["status"] == "FAILED"
+
+
+def test_execute_fail_on_error_false_is_the_default(api):
+    failing = tasks.fail.enqueue()
+    response = api.post(f"execute/{failing.id}/?fail_on_error=false")
+    assert response.status_code == 200
+
+
+def test_execute_fail_on_error_true_answers_500_with_the_result(api):
+    failing = tasks.fail.enqueue()
+    response = api.post(f"execute/{failing.id}/?fail_on_error=true")
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {
+        "executed": True,
+        "result": {
+            "id": failing.id,
+            "status": "FAILED",
+            "task_path": "tests.tasks.fail",
+        },
+    }
+
+
+def test_execute_fail_on_error_true_answers_200_on_success(api):
+    ok = tasks.add.enqueue(1, 1)
+    assert api.post(f"execute/{ok.id}/?fail_on_error=true").status_code == 200
+
+
+def test_execute_failed_task_is_not_retried_by_default(api):
+    failing = tasks.fail.enqueue()
+    finish(failing)
+    response = api.post(f"execute/{failing.id}/?allow_retry=false")
+    assert response.json() == {
+        "executed": False,
+        "reason": "Task is not in READY status",
+    }
+    assert len(DatabaseTask.objects.get(pk=failing.id).worker_ids) == 1
+
+
+def test_execute_allow_retry_reruns_a_failed_task(api):
+    failing = tasks.fail.enqueue()
+    finish(failing)
+    response = api.post(f"execute/{failing.id}/?allow_retry=true")
+    assert response.status_code == 200
+    assert response.json()["executed"] is True
+    assert len(DatabaseTask.objects.get(pk=failing.id).worker_ids) == 2
+
+
+def test_execute_allow_retry_does_not_rerun_a_successful_task(api):
+    done = tasks.add.enqueue(1, 1)
+    finish(done)
+    response = api.post(f"execute/{done.id}/?allow_retry=true")
+    assert response.json() == {
+        "executed": False,
+        "reason": "Task is not in READY or FAILED status",
+    }
+
+
+def test_execute_backend_name(api):
+    theirs = tasks.add.using(backend="other").enqueue(1, 1)
+    assert api.post(f"execute/{theirs.id}/").status_code == 404
+    response = api.post(f"execute/{theirs.id}/?backend_name=other")
+    assert response.json()["executed"] is True
+
+
+# GET and POST purge/
+
+
+@pytest.fixture
+def finished(api):
+    """Two tasks finished 10 days ago (one SUCCESSFUL, one FAILED), two today,
+    and one still READY."""
+    old_ok, old_failed = tasks.add.enqueue(1, 1), tasks.fail.enqueue()
+    new_ok, new_failed = tasks.add.enqueue(2, 2), tasks.fail.enqueue()
+    finish(old_ok, old_failed, days_ago=10)
+    finish(new_ok, new_failed)
+    ready = tasks.add.using(run_after=timezone.now() + timedelta(days=1)).enqueue(3, 3)
+    return {"old": [old_ok, old_failed], "new": [new_ok, new_failed], "ready": ready}
+
+
+def remaining() -> set[str]:
+    return {str(pk) for pk in DatabaseTask.objects.values_list("pk", flat=True)}
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_purge_defaults_delete_every_finished_task(api, finished, method):
+    response = api.get("purge/") if method == "GET" else api.post("purge/", {})
+    assert response.status_code == 200
+    assert response.json() == {"deleted": 4, "dry_run": False}
+    assert remaining() == {finished["ready"].id}
+
+
+def test_purge_post_days(api, finished):
+    assert api.post("purge/", {"days": 7}).json() == {"deleted": 2, "dry_run": False}
+    assert remaining() == {r.id for r in [*finished["new"], finished["ready"]]}
+
+
+def test_purge_get_days(api, finished):
+    assert api.get("purge/", {"days": "7"}).json() == {"deleted": 2, "dry_run": False}
+    assert remaining() == {r.id for r in [*finished["new"], finished["ready"]]}
+
+
+def test_purge_days_zero_means_all(api, finished):
+    assert api.post("purge/", {"days": 0}).json()["deleted"] == 4
+
+
+@pytest.mark.parametrize("status", ["FAILED", "failed", " FAILED "])
+def test_purge_post_status(api, finished, status):
+    assert api.post("purge/", {"status": status}).json()["deleted"] == 2
+    assert DatabaseTask.objects.filter(status="FAILED").count() == 0
+    assert DatabaseTask.objects.filter(status="SUCCESSFUL").count() == 2
+
+
+def test_purge_post_status_list(api, finished):
+    assert api.post("purge/", {"status": ["SUCCESSFUL"]}).json()["deleted"] == 2
+    assert DatabaseTask.objects.filter(status="SUCCESSFUL").count() == 0
+
+
+def test_purge_get_status(api, finished):
+    response = api.get("purge/", {"status": "SUCCESSFUL,FAILED", "days": "7"})
+    assert response.json()["deleted"] == 2
+    assert api.get("purge/", {"status": "SUCCESSFUL"}).json()["deleted"] == 1
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 10000])
+def test_purge_post_batch_size(api, finished, batch_size):
+    response = api.post("purge/", {"batch_size": batch_size})
+    assert response.json() == {"deleted": 4, "dry_run": False}
+
+
+@pytest.mark.parametrize("batch_size", ["1", "10000"])
+def test_purge_get_batch_size(api, finished, batch_size):
+    response = api.get("purge/", {"batch_size": batch_size})
+    assert response.json() == {"deleted": 4, "dry_run": False}
+
+
+def test_purge_post_dry_run(api, finished):
+    response = api.post("purge/", {"days": 7, "dry_run": True})
+    assert response.json() == {"count": 2, "dry_run": True}
+    assert len(remaining()) == 5
+
+
+def test_purge_post_dry_run_false(api, finished):
+    response = api.post("purge/", {"dry_run": False})
+    assert response.json() == {"deleted": 4, "dry_run": False}
+
+
+@pytest.mark.parametrize("value", ["true", "True", "TRUE"])
+def test_purge_get_dry_run(api, finished, value):
+    response = api.get("purge/", {"days": "7", "dry_run": value})
+    assert response.json() == {"count": 2, "dry_run": True}
+    assert len(remaining()) == 5
+
+
+def test_purge_get_dry_run_false(api, finished):
+    response = api.get("purge/", {"dry_run": "false"})
+    assert response.json() == {"deleted": 4, "dry_run": False}
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_purge_backend_name(api, finished, method):
+    theirs = tasks.add.using(backend="other").enqueue(1, 1)
+    finish(theirs)
+    params = {"backend_name": "other"}
+    response = (
+        api.get("purge/", params) if method == "GET" else api.post("purge/", params)
+    )
+    assert response.json() == {"deleted": 1, "dry_run": False}
+    assert len(remaining()) == 5
