@@ -71,8 +71,9 @@ def _report_skipped(request, counts: Counter, reason: str, extra: int = 0) -> No
     messages.warning(request, message)
 
 
-def _run_inline(request, queryset, status: str, allow_retry: bool) -> tuple[int, int]:
-    """Run the few tasks in ``status`` now; returns (ran, skipped meanwhile)."""
+def _run_inline(request, queryset, status: str, allow_retry: bool) -> int:
+    """Run the few tasks in ``status`` now; returns how many had left that
+    status by the time they were claimed."""
     rows = queryset.filter(status=status).order_by().values_list("pk", "backend_name")
     outcomes: Counter = Counter()
     lost = 0
@@ -109,7 +110,7 @@ def _run_inline(request, queryset, status: str, allow_retry: bool) -> tuple[int,
                 "failed": outcomes[FAILED],
             },
         )
-    return ran, lost
+    return lost
 
 
 @admin.action(permissions=["change"], description=gettext_lazy("Run selected tasks"))
@@ -119,7 +120,7 @@ def run_selected(modeladmin, request, queryset) -> None:
     ready = counts.pop(READY, 0)
     lost = 0
     if 0 < ready <= INLINE_RUN_LIMIT:
-        _, lost = _run_inline(request, queryset, READY, allow_retry=False)
+        lost = _run_inline(request, queryset, READY, allow_retry=False)
     elif ready:
         marked = queryset.order_by().filter(status=READY).update(due_at=timezone.now())
         lost = ready - marked
@@ -143,7 +144,7 @@ def retry_failed(modeladmin, request, queryset) -> None:
     failed = counts.pop(FAILED, 0)
     lost = 0
     if 0 < failed <= INLINE_RUN_LIMIT:
-        _, lost = _run_inline(request, queryset, FAILED, allow_retry=True)
+        lost = _run_inline(request, queryset, FAILED, allow_retry=True)
     elif failed:
         moved = (
             queryset.order_by()
@@ -220,9 +221,10 @@ def cancel_ready(modeladmin, request, queryset) -> None:
 
 
 @admin.action(permissions=["delete"], description=gettext_lazy("Delete selected tasks"))
-def delete_tasks(modeladmin, request, queryset) -> TemplateResponse | None:
+def delete_selected(modeladmin, request, queryset) -> TemplateResponse | None:
     """Delete every selected task that is not RUNNING, after a confirmation
-    page; a running task's worker would otherwise lose its row."""
+    page; a running task's worker would otherwise lose its row. Named like
+    Django's site-wide action, which it replaces for tasks."""
     counts = _status_counts(queryset)
     running = counts.pop(RUNNING, 0)
     if counts.total() and not request.POST.get("post"):
@@ -259,4 +261,4 @@ def delete_tasks(modeladmin, request, queryset) -> TemplateResponse | None:
     return None
 
 
-ACTIONS = [run_selected, retry_failed, requeue_running, cancel_ready, delete_tasks]
+ACTIONS = [run_selected, retry_failed, requeue_running, cancel_ready, delete_selected]
