@@ -159,8 +159,8 @@ def _read_secret(backend: BaseTaskBackend, options: dict, handler: str) -> bytes
         secret, source = os.environ.get(env, ""), f"environment variable {env}"
     if not isinstance(secret, str) or not secret:
         raise ImproperlyConfigured(
-            f"{handler} (task backend {backend.alias!r}): the {source} is empty "
-            "or unset; refusing to accept requests against an empty secret."
+            f"{handler} (task backend {backend.alias!r}): the {source} is empty, "
+            "unset or not a string; refusing to check requests against it."
         )
     return secret.encode()
 
