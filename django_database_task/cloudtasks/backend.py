@@ -10,6 +10,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, TaskResult
+from google.api_core.exceptions import GoogleAPIError
 
 from ..backends import DatabaseTaskBackend
 from . import client as cloud
@@ -178,7 +179,9 @@ class CloudTasksDatabaseBackend(DatabaseTaskBackend):
                 task_id,
                 type(error).__name__,
                 error,
-                exc_info=True,
+                # Configuration and API refusals say it all; anything else
+                # gets its traceback.
+                exc_info=not isinstance(error, ImproperlyConfigured | GoogleAPIError),
             )
             return False
         logger.debug("Created Cloud Task %s.", cloud_task.name)

@@ -4,6 +4,7 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.tasks import TaskResultStatus, task_backends
@@ -205,6 +206,18 @@ def test_handler_path_option(configure, cloud_tasks, monkeypatch):
         f"https://web-123456789.europe-west9.run.app/jobs/{result.id}/run/"
         "?fail_on_error=true"
     )
+
+
+def test_async_enqueue_creates_the_cloud_task(configure, cloud_tasks):
+    configure()
+    result = async_to_sync(add.aenqueue)(4, 5)
+    assert cloud_tasks.task(result.id)["queue"] == "default"
+
+
+def test_grpc_transport_option_reaches_the_client(configure, cloud_tasks):
+    backend = configure(CLOUD_TASKS_TRANSPORT="grpc", CLOUD_TASKS_API_ENDPOINT=None)
+    assert backend.client().transport.kind == "grpc"
+    assert configure().client().transport.kind == "rest"
 
 
 @pytest.mark.parametrize(
