@@ -209,5 +209,5 @@ class CloudTasksDatabaseBackend(DatabaseTaskBackend):
                 hint="Until then tasks are only run by run_database_tasks or "
                 "POST run/.",
                 obj=self.alias,
-                id="django_database_task.W101",
+                id="django_database_task.W201",
             )

@@ -173,7 +173,7 @@ def test_undetectable_target_is_logged_and_warned_by_check(
     )
     assert DatabaseTask.objects.get(pk=result.id).status == TaskResultStatus.READY
     [warning] = backend.check()
-    assert warning.id == "django_database_task.W101"
+    assert warning.id == "django_database_task.W201"
     assert "TASK_HANDLER_URL" in warning.msg
 
 
