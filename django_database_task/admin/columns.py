@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 
 from django.tasks import TaskResultStatus
-from django.utils.formats import localize
+from django.utils.formats import date_format, localize
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.timezone import localtime
@@ -36,6 +36,13 @@ def status_badge(status: str) -> SafeString:
         STATUS_SYMBOLS[known],
         known.label,
     )
+
+
+def short_datetime(value) -> str:
+    """Local time in the locale's short format: list columns stay narrow."""
+    if value is None:
+        return EMPTY
+    return date_format(localtime(value), "SHORT_DATETIME_FORMAT")
 
 
 def format_duration(duration: timedelta | None) -> str:

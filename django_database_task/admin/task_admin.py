@@ -6,6 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import DurationField, ExpressionWrapper, F
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -16,6 +17,7 @@ from .columns import (
     error_list,
     format_duration,
     pretty_json,
+    short_datetime,
     status_badge,
 )
 from .config import admin_database
@@ -35,8 +37,8 @@ class DatabaseTaskAdmin(admin.ModelAdmin):
         "queue_name",
         "priority",
         "status_display",
-        "enqueued_at",
-        "run_after",
+        "enqueued_display",
+        "run_after_display",
         "duration_display",
         "attempts_display",
     ]
@@ -49,6 +51,9 @@ class DatabaseTaskAdmin(admin.ModelAdmin):
     ordering = ["-enqueued_at"]
     list_per_page = 50
     show_full_result_count = False
+    # Facet counts would COUNT the whole table once per filter choice.
+    show_facets = admin.ShowFacets.NEVER
+    empty_value_display = EMPTY
     paginator = EstimatedCountPaginator
     actions = ACTIONS
     fieldsets = [
@@ -159,12 +164,23 @@ class DatabaseTaskAdmin(admin.ModelAdmin):
         )
 
     @admin.display(description=gettext_lazy("ID"), ordering="id")
-    def short_id(self, obj) -> str:
-        return str(obj.id)
+    def short_id(self, obj):
+        """The first 8 hex digits keep the column narrow; the whole id is in
+        the tooltip, the link and the search."""
+        full = str(obj.id)
+        return format_html('<span title="{}">{}…</span>', full, full[:8])
 
     @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_display(self, obj):
         return status_badge(obj.status)
+
+    @admin.display(description=gettext_lazy("enqueued at"), ordering="enqueued_at")
+    def enqueued_display(self, obj) -> str:
+        return short_datetime(obj.enqueued_at)
+
+    @admin.display(description=gettext_lazy("run after"), ordering="run_after")
+    def run_after_display(self, obj) -> str:
+        return short_datetime(obj.run_after)
 
     @admin.display(description=gettext_lazy("duration"), ordering="duration")
     def duration_display(self, obj) -> str:
