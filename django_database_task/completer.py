@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from .executor import Outcome
 from .models import DatabaseTask
+from .retry import retry_transient
 
 logger = logging.getLogger(__name__)
 
@@ -21,15 +22,17 @@ def complete(outcome: Outcome, *, using: str, sender: type) -> TaskResult:
     if outcome.error is not None:
         errors.append(outcome.error)
     finished_at = timezone.now()
-    updated = (
-        DatabaseTask.objects.using(using)
-        .filter(pk=outcome.row.pk, status=TaskResultStatus.RUNNING)
-        .update(
+    running = DatabaseTask.objects.using(using).filter(
+        pk=outcome.row.pk, status=TaskResultStatus.RUNNING
+    )
+    updated = retry_transient(
+        lambda: running.update(
             status=outcome.status,
             finished_at=finished_at,
             return_value=outcome.return_value,
             errors=[asdict(error) for error in errors],
-        )
+        ),
+        using=using,
     )
     if not updated:
         logger.warning(

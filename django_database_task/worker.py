@@ -20,6 +20,7 @@ from .claim import claim_tasks
 from .completer import complete
 from .executor import execute
 from .models import DatabaseTask
+from .retry import retry_transient
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class Worker:
         return bool(self.max_tasks) and self.processed >= self.max_tasks
 
     def _claim(self) -> list[DatabaseTask]:
-        try:
+        def claim() -> list[DatabaseTask]:
             return claim_tasks(
                 using=self.backend.database,
                 backend_name=self.backend.alias,
@@ -130,10 +131,13 @@ class Worker:
                 queue_names=self.queue_names,
                 limit=1,
             )
+
+        try:
+            return retry_transient(claim, using=self.backend.database)
         except DatabaseError:
             if not self.continuous:
                 raise
-            logger.exception("Claiming failed; retrying in %s seconds.", self.interval)
+            logger.exception("Claiming failed; trying again in %s s.", self.interval)
             close_old_connections()
             return []
 

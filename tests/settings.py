@@ -25,7 +25,13 @@ def database_from_url(url: str) -> dict:
     if parsed.scheme == "sqlite":
         name = unquote(parsed.path) or str(BASE_DIR / "ddt.sqlite3")
         # A file, not memory, so that worker processes share the test database.
-        return {"ENGINE": engine, "NAME": name, "TEST": {"NAME": f"{name}.test"}}
+        return {
+            "ENGINE": engine,
+            "NAME": name,
+            "TEST": {"NAME": f"{name}.test"},
+            # Several worker processes write to the file at once.
+            "OPTIONS": {"timeout": 30},
+        }
     database = {
         "ENGINE": engine,
         "NAME": parsed.path.lstrip("/") or "ddt",

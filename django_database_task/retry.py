@@ -1,0 +1,29 @@
+"""Retrying statements that fail for passing reasons.
+
+SQLite answers "database is locked" when a writer waited longer than its busy
+timeout, and any database can drop a connection; neither should cost a task
+its result or stop a worker.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+
+from django.db import OperationalError, connections
+
+logger = logging.getLogger(__name__)
+
+DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)
+
+
+def retry_transient[T](operation: Callable[[], T], *, using: str) -> T:
+    """Run ``operation``, retrying it after an OperationalError with growing
+    pauses; the last failure is raised."""
+    for delay in DELAYS:
+        try:
+            return operation()
+        except OperationalError as error:
+            logger.warning("%s; retrying in %s s.", error, delay)
+            connections[using].close_if_unusable_or_obsolete()
+            time.sleep(delay)
+    return operation()

@@ -1,0 +1,42 @@
+"""Transient database errors are retried, then raised."""
+
+import pytest
+from django.db import OperationalError
+
+from django_database_task import retry
+
+
+@pytest.fixture(autouse=True)
+def no_pauses(monkeypatch):
+    monkeypatch.setattr(retry, "DELAYS", (0, 0, 0))
+
+
+def flaky(failures):
+    calls = []
+
+    def operation():
+        calls.append(1)
+        if len(calls) <= failures:
+            raise OperationalError("database is locked")
+        return len(calls)
+
+    return operation
+
+
+@pytest.mark.django_db
+def test_an_operation_that_recovers_returns_its_result():
+    assert retry.retry_transient(flaky(2), using="default") == 3
+
+
+@pytest.mark.django_db
+def test_an_operation_that_keeps_failing_raises_the_last_error():
+    with pytest.raises(OperationalError, match="database is locked"):
+        retry.retry_transient(flaky(10), using="default")
+
+
+def test_other_errors_are_not_retried():
+    def broken():
+        raise ValueError("not transient")
+
+    with pytest.raises(ValueError):
+        retry.retry_transient(broken, using="default")
