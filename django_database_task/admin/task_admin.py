@@ -71,6 +71,12 @@ class DatabaseTaskAdmin(admin.ModelAdmin):
             },
         ),
         (
+            gettext_lazy("Arguments and result"),
+            {"fields": ["args_display", "kwargs_display", "return_value_display"]},
+        ),
+        (gettext_lazy("Errors"), {"fields": ["errors_display"]}),
+        (gettext_lazy("Attempts"), {"fields": ["attempt_history_display"]}),
+        (
             gettext_lazy("Timing"),
             {
                 "fields": [
@@ -84,12 +90,6 @@ class DatabaseTaskAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        (
-            gettext_lazy("Arguments and result"),
-            {"fields": ["args_display", "kwargs_display", "return_value_display"]},
-        ),
-        (gettext_lazy("Errors"), {"fields": ["errors_display"]}),
-        (gettext_lazy("Attempts"), {"fields": ["attempt_history_display"]}),
     ]
     readonly_fields = [
         "id",

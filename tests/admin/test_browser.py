@@ -220,6 +220,7 @@ def test_screenshots(logged_in, live_server, tmp_path, theme):
         bottom = browser.execute_script(
             "return document.getElementById('content').getBoundingClientRect().bottom"
         )
-        browser.set_window_size(1600, min(max(int(bottom) + 160, 700), 1300))
+        cap = 1300 if "list" in name else 2200
+        browser.set_window_size(1600, min(max(int(bottom) + 160, 700), cap))
         assert browser.save_screenshot(str(target / name))
         assert (target / name).stat().st_size > 10_000
