@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 
+from django_database_task.admin.pagination import EstimatedCountPaginator
 from django_database_task.admin.task_admin import DatabaseTaskAdmin
 
 from .factories import failed_task, finished_task, make_task
@@ -220,3 +221,25 @@ def test_facet_counts_are_never_computed(admin_client, changelist_url):
     queries = _list_queries(admin_client, f"{changelist_url}?_facets=True")
     counts = [sql for sql in queries if "COUNT(" in sql.upper()]
     assert all("LIMIT" in sql.upper() for sql in counts), counts
+
+
+def test_past_the_exact_limit_the_count_is_an_estimate(
+    admin_client, changelist_url, monkeypatch
+):
+    monkeypatch.setattr(EstimatedCountPaginator, "exact_limit", 3)
+    for _ in range(5):
+        make_task()
+    response = admin_client.get(changelist_url)
+    paginator = response.context["cl"].paginator
+    if connection.vendor == "sqlite":  # no planner estimate: exact
+        assert (paginator.is_estimate, paginator.count) == (False, 5)
+    else:
+        assert paginator.is_estimate and paginator.count >= 4
+        assert "about" in response.content.decode()
+
+
+def test_under_the_exact_limit_the_count_is_exact(admin_client, changelist_url):
+    for _ in range(5):
+        make_task()
+    paginator = admin_client.get(changelist_url).context["cl"].paginator
+    assert (paginator.is_estimate, paginator.count) == (False, 5)
