@@ -46,7 +46,7 @@ _INTEGER = re.compile(r"-?[0-9]+")
 
 
 class BadRequest(Exception):
-    """A parameter is missing its mark; the message says what is allowed."""
+    """A request parameter is invalid; the message says what is allowed."""
 
 
 def error(message: str, status: int, **extra: Any) -> JsonResponse:

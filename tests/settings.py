@@ -21,6 +21,11 @@ ENGINES = {
 
 def database_from_url(url: str) -> dict:
     parsed = urlparse(url)
+    if parsed.scheme not in ENGINES:
+        raise ValueError(
+            f"DATABASE_URL {url!r} must start with one of "
+            f"{', '.join(f'{scheme}://' for scheme in ENGINES)}."
+        )
     engine = ENGINES[parsed.scheme]
     if parsed.scheme == "sqlite":
         name = unquote(parsed.path) or str(BASE_DIR / "ddt.sqlite3")
@@ -47,7 +52,7 @@ def database_from_url(url: str) -> dict:
 
 DATABASES = {
     "default": database_from_url(
-        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'ddt.sqlite3'}")
+        os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'ddt.sqlite3'}"
     )
 }
 # A second database, for tasks kept apart from the application's data.
