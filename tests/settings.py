@@ -123,3 +123,6 @@ TASKS = {
         "OPTIONS": {},
     },
 }
+
+# Fast password hashing: tests create many users.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -21,7 +21,7 @@ from django_database_task.auth import (
     sign_request,
 )
 from django_database_task.backends import DatabaseTaskBackend
-from tests.test_views import tasks_setting
+from tests.endpoints import tasks_setting
 
 SECRET = "hmac-secret-for-tests"
 TOKEN = "bearer-token-for-tests"

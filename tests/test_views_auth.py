@@ -6,8 +6,8 @@ import pytest
 from django.core.cache import cache
 
 from django_database_task.auth import sign_request
+from tests.endpoints import tasks_setting
 from tests.test_auth import SECRET, TOKEN
-from tests.test_views import tasks_setting
 
 pytestmark = pytest.mark.django_db
 

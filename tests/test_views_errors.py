@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - test arguments named after the imported `api` fixture
 """The bad-request table: every malformed request gets a JSON error that says
 what was wrong and what is allowed, never a 500 or an HTML page."""
 
@@ -10,7 +9,7 @@ from django.test import Client
 
 from django_database_task.models import DatabaseTask
 from tests import tasks
-from tests.test_views import api  # noqa: F401 - the fixture, shared
+from tests.endpoints import BEARER, TOKEN, tasks_setting
 
 POST_BODY_ENDPOINTS = ["run/", "run-one/", "purge/"]
 
@@ -136,8 +135,6 @@ def test_queue_name_not_a_string(api, path, queue_name):
 
 @pytest.mark.parametrize("task_id", ["not-a-uuid", "123", "%20"])
 def test_malformed_uuid_bundled(db, settings, client, task_id):
-    from tests.test_views import BEARER, TOKEN, tasks_setting
-
     settings.TASK_API_TOKEN = TOKEN
     settings.TASKS = tasks_setting(AUTH_HANDLERS=[BEARER])
     response = client.post(
@@ -245,8 +242,6 @@ def test_body_too_large(api, settings):
 
 
 def test_csrf_is_not_required(db, settings):
-    from tests.test_views import BEARER, TOKEN, tasks_setting
-
     settings.TASK_API_TOKEN = TOKEN
     settings.TASKS = tasks_setting(AUTH_HANDLERS=[BEARER])
     client = Client(enforce_csrf_checks=True)

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - test arguments named after the imported `api` fixture
 """GET and POST purge/: every parameter, default and limit, through both
 mountings."""
 
@@ -9,7 +8,7 @@ from django.utils import timezone
 
 from django_database_task.models import DatabaseTask
 from tests import tasks
-from tests.test_views import api, finish  # noqa: F401 - api is the fixture
+from tests.endpoints import finish
 
 
 @pytest.fixture

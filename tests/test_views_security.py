@@ -16,7 +16,7 @@ from django_database_task.checks import check_endpoint_auth
 from django_database_task.models import DatabaseTask
 from django_database_task.views import RunTasksView, TaskStatusView
 from tests import tasks
-from tests.test_views import BEARER, TOKEN, tasks_setting
+from tests.endpoints import BEARER, TOKEN, tasks_setting
 
 pytestmark = pytest.mark.django_db
 
