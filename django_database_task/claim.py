@@ -60,16 +60,21 @@ def claim_tasks(
         queue_names=queue_names,
         limit=limit,
     )
-    with _write_transaction(using), connection.cursor() as cursor:
-        cursor.execute(claim, params)
-        ids = [row[0] for row in cursor.fetchall()]
-        if ids and not dialect.claim_returns_claimed:
-            cursor.execute(
-                *dialect.mark_claimed_statement(
-                    now=db_now, worker_id=worker_id, ids=ids
-                )
-            )
-    return _load_claimed(using, ids)
+    with _write_transaction(using):
+        if dialect.claim_returns_claimed:
+            rows = list(DatabaseTask.objects.using(using).raw(claim, params))
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(claim, params)
+                ids = [row[0] for row in cursor.fetchall()]
+                if ids:
+                    cursor.execute(
+                        *dialect.mark_claimed_statement(
+                            now=db_now, worker_id=worker_id, ids=ids
+                        )
+                    )
+            rows = _load(using, ids)
+    return sorted(rows, key=_claim_order)
 
 
 def claim_task_by_id(
@@ -95,12 +100,13 @@ def claim_task_by_id(
     with connection.cursor() as cursor:
         cursor.execute(*statement)
         claimed = cursor.rowcount == 1
-    return _load_claimed(using, [task_id])[0] if claimed else None
+    return _load(using, [task_id])[0] if claimed else None
 
 
-def _load_claimed(using: str, ids: list) -> list[DatabaseTask]:
-    """The claimed rows in claim order (RETURNING does not keep it)."""
-    if not ids:
-        return []
-    rows = DatabaseTask.objects.using(using).in_bulk(ids).values()
-    return sorted(rows, key=lambda row: (-row.priority, row.due_at))
+def _load(using: str, ids: list) -> list[DatabaseTask]:
+    return list(DatabaseTask.objects.using(using).in_bulk(ids).values()) if ids else []
+
+
+def _claim_order(row: DatabaseTask) -> tuple:
+    """RETURNING and IN (...) do not keep the claim's order: restore it."""
+    return (-row.priority, row.due_at)

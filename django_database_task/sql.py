@@ -21,8 +21,8 @@ class Dialect:
     append_worker_id: str
     # SQLite has no row locks: its claim takes the write lock up front.
     begin_immediate = False
-    # The claim returns the claimed ids; otherwise it only selects them and
-    # mark_claimed_statement() marks them in the same transaction.
+    # The claim returns the claimed rows; otherwise it only selects their ids
+    # and mark_claimed_statement() marks them in the same transaction.
     claim_returns_claimed = True
     create_indexes: tuple[str, ...] = ()
     drop_indexes: tuple[str, ...] = ()
@@ -108,7 +108,7 @@ class PostgreSQL(Dialect):
             f"WITH claimed AS MATERIALIZED ({select} FOR UPDATE SKIP LOCKED) "
             f"UPDATE {TABLE} SET {mark} FROM claimed "
             f"WHERE {TABLE}.id = claimed.id AND {TABLE}.status = 'READY' "
-            f"RETURNING {TABLE}.id",
+            f"RETURNING {TABLE}.*",
             select_params + mark_params,
         )
 
@@ -129,7 +129,7 @@ class SQLite(Dialect):
         mark, mark_params = self._mark(now, worker_id)
         return (
             f"UPDATE {TABLE} SET {mark} WHERE id IN ({select}) "
-            "AND status = 'READY' RETURNING id",
+            "AND status = 'READY' RETURNING *",
             mark_params + select_params,
         )
 
