@@ -2,7 +2,8 @@
 
 Everything else goes through the ORM. A ``Dialect`` builds the statements
 that differ between databases: the claim that marks rows RUNNING and appends
-the worker id to the JSON ``worker_ids`` list, and the claim indexes.
+the worker id to the JSON ``worker_ids`` list, and the claim indexes. At the
+end, the JSON expressions the admin needs and the ORM lacks.
 
 ``'READY'`` is written as a literal rather than a parameter so that the
 planner matches it against the partial indexes' ``WHERE status = 'READY'``.
@@ -10,6 +11,8 @@ planner matches it against the partial indexes' ``WHERE status = 'READY'``.
 
 from collections.abc import Sequence
 from datetime import datetime
+
+from django.db.models import F, Func, IntegerField, JSONField, Value
 
 TABLE = "django_database_task"
 
@@ -165,3 +168,57 @@ def dialect_for(connection) -> Dialect:
             "django-database-task supports PostgreSQL, MySQL/MariaDB and SQLite, "
             f"not {connection.display_name}."
         ) from None
+
+
+class JSONArrayLength(Func):
+    """Length of a JSON array column, so that "attempts" (the number of
+    worker ids) can be sorted on in the database."""
+
+    function = "JSON_ARRAY_LENGTH"
+    output_field = IntegerField()
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return super().as_sql(
+            compiler, connection, function="JSONB_ARRAY_LENGTH", **extra_context
+        )
+
+    def as_mysql(self, compiler, connection, **extra_context):
+        return super().as_sql(
+            compiler, connection, function="JSON_LENGTH", **extra_context
+        )
+
+
+class AppendError(Func):
+    """``errors`` with one more ``{"exception_class_path", "traceback"}`` entry,
+    computed in the UPDATE itself so that a bulk cancel is one statement."""
+
+    output_field = JSONField()
+    templates = {
+        "postgresql": "(%(errors)s || jsonb_build_array(jsonb_build_object("
+        "'exception_class_path', %(path)s::text, 'traceback', %(traceback)s::text)))",
+        "sqlite": "json_insert(%(errors)s, '$[#]', json_object("
+        "'exception_class_path', %(path)s, 'traceback', %(traceback)s))",
+        "mysql": "JSON_ARRAY_APPEND(%(errors)s, '$', JSON_OBJECT("
+        "'exception_class_path', %(path)s, 'traceback', %(traceback)s))",
+    }
+
+    def __init__(self, exception_class_path: str, traceback: str) -> None:
+        super().__init__(F("errors"), Value(exception_class_path), Value(traceback))
+
+    def as_sql(self, compiler, connection, **extra_context):
+        template = self.templates.get(connection.vendor)
+        if template is None:
+            raise NotImplementedError(
+                f"AppendError does not support {connection.vendor}."
+            )
+        parts, params = [], []
+        for expression in self.get_source_expressions():
+            sql, expression_params = compiler.compile(expression)
+            parts.append(sql)
+            params.extend(expression_params)
+        errors, path, traceback = parts
+        return template % {
+            "errors": errors,
+            "path": path,
+            "traceback": traceback,
+        }, params

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from ..api import run_task_by_id
-from .expressions import AppendError
+from ..sql import AppendError
 
 READY = TaskResultStatus.READY
 RUNNING = TaskResultStatus.RUNNING

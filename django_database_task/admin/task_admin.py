@@ -10,6 +10,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from ..sql import JSONArrayLength
 from .actions import ACTIONS
 from .columns import (
     EMPTY,
@@ -22,7 +23,6 @@ from .columns import (
 )
 from .config import admin_database
 from .dashboard import dashboard_context
-from .expressions import JSONArrayLength
 from .filters import BackendFilter, QueueFilter
 from .pagination import EstimatedCountPaginator
 from .search import search_tasks
