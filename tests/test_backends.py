@@ -241,3 +241,12 @@ def test_tasks_can_live_in_another_database():
         assert DatabaseTask.objects.using("tasks").filter(pk=result.id).exists()
         assert not DatabaseTask.objects.using("default").exists()
         assert task_backends["default"].get_result(result.id).id == result.id
+
+
+def test_get_result_of_a_task_that_no_longer_imports_still_reports_it():
+    enqueued = tasks.add.enqueue(1, 2)
+    DatabaseTask.objects.filter(pk=enqueued.id).update(task_path="tests.tasks.gone")
+    result = default_task_backend.get_result(enqueued.id)
+    assert result.status == TaskResultStatus.READY
+    assert result.task.module_path == "tests.tasks.gone"
+    assert result.args == [1, 2]
