@@ -23,7 +23,8 @@ DJANGO = "Django>=6.1,<6.2"
 
 QUEUES = {
     "this checkout": {
-        "install": [f"{ROOT}"],
+        # Rebuilt each run: the version number does not change with the code.
+        "install": ["--force-reinstall", "--no-deps", f"{ROOT}"],
         "app": "django_database_task",
         "backend": "django_database_task.backends.DatabaseTaskBackend",
         "worker": ["run_database_tasks", "--verbosity", "0"],
@@ -132,11 +133,12 @@ def environment(name: str, queue: dict, database: str) -> Path:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     extras = ["psycopg[binary]"] if database == "postgres" else []
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", DJANGO, *extras, *queue["install"]],
-        check=True,
-        capture_output=True,
-    )
+    for packages in ([DJANGO, *extras], queue["install"]):
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", *packages],
+            check=True,
+            capture_output=True,
+        )
     return python
 
 

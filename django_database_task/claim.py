@@ -13,30 +13,31 @@ from django.tasks import TaskResultStatus
 from django.utils import timezone
 
 from .models import DatabaseTask
-from .sql import dialect_for
+from .sql import Dialect, dialect_for
 
 
 @contextmanager
-def _write_transaction(using: str):
-    """A transaction that holds the write lock from its first statement.
-
-    On SQLite ``BEGIN IMMEDIATE`` makes concurrent claims from several
-    processes queue up instead of failing to upgrade a read lock.
-    """
+def _claim_transaction(using: str, dialect: Dialect):
+    """The transaction a claim needs: none for PostgreSQL's single statement,
+    one around MySQL's SELECT and UPDATE, and on SQLite ``BEGIN IMMEDIATE``,
+    which takes the write lock up front so that claims from several processes
+    queue up instead of failing to upgrade a read lock."""
     connection = connections[using]
-    if not dialect_for(connection).begin_immediate or connection.in_atomic_block:
+    if dialect.claim_returns_claimed and not dialect.begin_immediate:
+        yield
+    elif not dialect.begin_immediate or connection.in_atomic_block:
         with transaction.atomic(using=using):
-            yield connection
-        return
-    connection.ensure_connection()
-    with connection.cursor() as cursor:
-        cursor.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            cursor.execute("ROLLBACK")
-            raise
-        cursor.execute("COMMIT")
+            yield
+    else:
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
 
 
 def claim_tasks(
@@ -60,7 +61,7 @@ def claim_tasks(
         queue_names=queue_names,
         limit=limit,
     )
-    with _write_transaction(using):
+    with _claim_transaction(using, dialect):
         if dialect.claim_returns_claimed:
             rows = list(DatabaseTask.objects.using(using).raw(claim, params))
         else:
