@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Min, Q
 from django.tasks import (
     DEFAULT_TASK_BACKEND_ALIAS,
@@ -9,7 +10,7 @@ from django.tasks import (
     TaskResultStatus,
     task_backends,
 )
-from django.tasks.exceptions import InvalidTaskBackend
+from django.tasks.exceptions import InvalidTaskBackend, TaskResultDoesNotExist
 from django.utils import timezone
 
 from .backends import DatabaseTaskBackend
@@ -80,14 +81,22 @@ def run_task_by_id(
     raises TaskResultDoesNotExist for an unknown or malformed id.
     """
     backend = get_backend(backend_name)
-    backend.get_row(task_id)
-    row = claim_task_by_id(
-        using=backend.database,
-        task_id=task_id,
-        worker_id=make_worker_id(),
-        allow_retry=allow_retry,
-    )
-    return run_claimed(backend, row) if row is not None else None
+    try:
+        row = claim_task_by_id(
+            using=backend.database,
+            task_id=task_id,
+            backend_name=backend.alias,
+            worker_id=make_worker_id(),
+            allow_retry=allow_retry,
+        )
+    except (ValidationError, ValueError, TypeError):
+        raise TaskResultDoesNotExist(task_id) from None
+    if row is None:
+        # Only now tell "unknown" from "not runnable": the claim is the
+        # common case and needs no second query.
+        backend.get_row(task_id)
+        return None
+    return run_claimed(backend, row)
 
 
 def _tasks(backend: DatabaseTaskBackend, queue_name: str | None):

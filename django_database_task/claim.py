@@ -82,11 +82,13 @@ def claim_task_by_id(
     *,
     using: str,
     task_id: str,
+    backend_name: str,
     worker_id: str,
     allow_retry: bool = False,
 ) -> DatabaseTask | None:
-    """Claim one task by id if it is READY (or FAILED with ``allow_retry``),
-    whether or not it is due; None if it is not in a runnable status."""
+    """Claim one task of the backend by id if it is READY (or FAILED with
+    ``allow_retry``), whether or not it is due; None if there is no such
+    runnable task. A malformed id raises ValidationError."""
     connection = connections[using]
     dialect = dialect_for(connection)
     statuses = [TaskResultStatus.READY.value]
@@ -96,6 +98,7 @@ def claim_task_by_id(
         now=connection.ops.adapt_datetimefield_value(timezone.now()),
         worker_id=worker_id,
         task_id=DatabaseTask._meta.pk.get_db_prep_value(task_id, connection),
+        backend_name=backend_name,
         statuses=statuses,
     )
     with connection.cursor() as cursor:

@@ -70,14 +70,22 @@ class Dialect:
         )
 
     def claim_by_id_statement(
-        self, *, now, worker_id: str, task_id, statuses: Sequence[str]
+        self,
+        *,
+        now,
+        worker_id: str,
+        task_id,
+        backend_name: str,
+        statuses: Sequence[str],
     ) -> Statement:
-        """Marks one task RUNNING if its status is one of ``statuses``."""
+        """Marks one task of the backend RUNNING if its status is one of
+        ``statuses``."""
         mark, params = self._mark(now, worker_id)
         placeholders = ", ".join(["%s"] * len(statuses))
         return (
-            f"UPDATE {TABLE} SET {mark} WHERE id = %s AND status IN ({placeholders})",
-            [*params, task_id, *statuses],
+            f"UPDATE {TABLE} SET {mark} WHERE id = %s AND backend_name = %s "
+            f"AND status IN ({placeholders})",
+            [*params, task_id, backend_name, *statuses],
         )
 
 

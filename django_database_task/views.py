@@ -24,7 +24,6 @@ from django.views.decorators.csrf import csrf_exempt
 
 from .api import (
     get_backend,
-    get_pending_task_count,
     get_queue_stats,
     process_one_task,
     process_tasks,
@@ -292,10 +291,8 @@ class TaskStatusView(TaskEndpointView):
         stats = get_queue_stats(queue_name=queue_name, backend_name=backend.alias)
         oldest = stats["oldest_pending_since"]
         stats["oldest_pending_since"] = oldest.isoformat() if oldest else None
-        pending = get_pending_task_count(
-            queue_name=queue_name, backend_name=backend.alias
-        )
-        return JsonResponse({"pending_count": pending, **stats})
+        # Pending means READY, delayed tasks included: get_pending_task_count().
+        return JsonResponse({"pending_count": stats["ready"], **stats})
 
 
 class ExecuteTaskView(TaskEndpointView):

@@ -18,6 +18,15 @@ def claim(**kwargs):
     return claim_tasks(**options | kwargs)
 
 
+def by_id(result, backend_name="default"):
+    return {
+        "using": "default",
+        "task_id": result.id,
+        "backend_name": backend_name,
+        "worker_id": "w",
+    }
+
+
 def test_claim_marks_running_and_records_the_worker():
     result = tasks.add.enqueue(1, 2)
     [row] = claim()
@@ -78,9 +87,9 @@ def test_claim_filters_by_queue_and_backend():
 def test_claim_by_id_runs_ready_tasks_even_before_they_are_due():
     later = timezone.now() + timedelta(hours=1)
     result = tasks.add.using(run_after=later).enqueue(1, 1)
-    row = claim_task_by_id(using="default", task_id=result.id, worker_id="w")
+    row = claim_task_by_id(**by_id(result))
     assert row.status == TaskResultStatus.RUNNING
-    assert claim_task_by_id(using="default", task_id=result.id, worker_id="w") is None
+    assert claim_task_by_id(**by_id(result)) is None
 
 
 def test_claim_by_id_retries_failed_tasks_only_when_allowed():
@@ -88,9 +97,13 @@ def test_claim_by_id_retries_failed_tasks_only_when_allowed():
     DatabaseTask.objects.filter(pk=result.id).update(
         status="FAILED", worker_ids=["before"]
     )
-    assert claim_task_by_id(using="default", task_id=result.id, worker_id="w") is None
-    row = claim_task_by_id(
-        using="default", task_id=result.id, worker_id="w", allow_retry=True
-    )
+    assert claim_task_by_id(**by_id(result)) is None
+    row = claim_task_by_id(**by_id(result), allow_retry=True)
     assert row.status == TaskResultStatus.RUNNING
     assert row.worker_ids == ["before", "w"]
+
+
+def test_claim_by_id_only_claims_a_task_of_the_given_backend():
+    result = tasks.add.enqueue(1, 1)
+    assert claim_task_by_id(**by_id(result, backend_name="other")) is None
+    assert DatabaseTask.objects.get(pk=result.id).status == TaskResultStatus.READY
