@@ -71,6 +71,10 @@ class DatabaseTaskBackend(BaseTaskBackend):
         task_enqueued.send(type(self), task_result=result)
         return result
 
+    def on_tasks_cancelled(self, task_ids: list[str]) -> None:
+        """Called once tasks of this backend were cancelled, so that a backend
+        that handed them to another system too can withdraw them there."""
+
     def get_row(self, result_id) -> DatabaseTask:
         """The stored row of a result id; TaskResultDoesNotExist if there is none
         in this backend, malformed ids included."""

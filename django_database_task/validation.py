@@ -6,6 +6,7 @@ enqueue time with the place it sits and how to fix it, instead of failing in
 the worker hours later.
 """
 
+import json
 import math
 from collections.abc import Mapping
 from datetime import date, datetime, time
@@ -78,3 +79,28 @@ def to_json(value: Any, where: str) -> Any:
         f"{where} has unsupported type {_type_name(value)}: task arguments and "
         f"return values must be JSON-serialisable; {_hint(value)}."
     )
+
+
+def parse_untrusted_json(data: str | bytes) -> Any:
+    """``json.loads`` for text from outside (request bodies, tokens): any
+    failure, too deep a nesting included, is a ValueError saying why."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("it is nested too deeply") from None
+    except ValueError as e:
+        raise ValueError(str(e)) from None
+
+
+def check_text(value: str, where: str) -> str:
+    """Refuse text that no database can store or compare: NUL characters
+    (PostgreSQL rejects them) and lone surrogates (not encodable as UTF-8)."""
+    if "\x00" in value:
+        raise ValueError(f"{where} contains a NUL character.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"{where} contains a lone surrogate, which is not valid Unicode text."
+        ) from None
+    return value
