@@ -73,14 +73,20 @@ def process_tasks(
 def run_task_by_id(
     task_id: str,
     allow_retry: bool = False,
-    backend_name: str = DEFAULT_TASK_BACKEND_ALIAS,
+    backend_name: str | None = None,
 ) -> TaskResult | None:
     """Run one task now, even if it is not due yet.
 
-    Returns None when the task is not READY (or FAILED, with ``allow_retry``);
-    raises TaskResultDoesNotExist for an unknown or malformed id.
+    Without ``backend_name`` the task runs whichever database backend enqueued
+    it (ids are UUIDs); with it, only a task of that backend is found.
+    ``allow_retry`` also runs a FAILED task, unless it was cancelled. Returns
+    None when the task is not runnable; raises TaskResultDoesNotExist for an
+    unknown or malformed id.
     """
-    backend = get_backend(backend_name)
+    if backend_name is not None:
+        backend = get_backend(backend_name)
+    else:
+        backend = _backend_of_task(task_id)
     try:
         row = claim_task_by_id(
             using=backend.database,
@@ -97,6 +103,29 @@ def run_task_by_id(
         backend.get_row(task_id)
         return None
     return run_claimed(backend, row)
+
+
+def _backend_of_task(task_id: str) -> DatabaseTaskBackend:
+    """The configured database backend that enqueued the task ``task_id``."""
+    backends = [
+        backend
+        for backend in task_backends.all()
+        if isinstance(backend, DatabaseTaskBackend)
+    ]
+    for database in dict.fromkeys(backend.database for backend in backends):
+        try:
+            found = (
+                DatabaseTask.objects.using(database)
+                .filter(pk=task_id)
+                .values_list("backend_name", flat=True)
+                .first()
+            )
+        except (ValidationError, ValueError, TypeError):
+            raise TaskResultDoesNotExist(task_id) from None
+        for backend in backends:
+            if backend.database == database and backend.alias == found:
+                return backend
+    raise TaskResultDoesNotExist(task_id)
 
 
 def _tasks(backend: DatabaseTaskBackend, queue_name: str | None):

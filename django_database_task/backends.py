@@ -1,7 +1,7 @@
 import sqlite3
 
 from django.core import checks
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.tasks import TaskResult
 from django.tasks.backends.base import BaseTaskBackend
@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from .models import DatabaseTask
-from .results import load_task, to_task_result
+from .results import is_allowed, load_task, to_task_result
 from .validation import to_json
 
 # UPDATE ... RETURNING, which the SQLite claim relies on.
@@ -22,7 +22,9 @@ class DatabaseTaskBackend(BaseTaskBackend):
     """Stores tasks in a table of the project's own database.
 
     ``OPTIONS["DATABASE"]`` names the database alias holding the table
-    (default ``"default"``). Enqueueing on the same database as the caller's
+    (default ``"default"``). ``OPTIONS["ALLOWED_TASK_MODULES"]``, a list of
+    module or package names, limits which task paths are enqueued and which
+    a worker imports (default: any). Enqueueing on the same database as the caller's
     transaction makes the task part of it: a rollback leaves no task behind.
     """
 
@@ -34,10 +36,31 @@ class DatabaseTaskBackend(BaseTaskBackend):
     def __init__(self, alias, params):
         super().__init__(alias, params)
         self.database = self.options.get("DATABASE", DEFAULT_DB_ALIAS)
+        self.allowed_task_modules = self._allowed_task_modules()
+
+    def _allowed_task_modules(self) -> tuple[str, ...] | None:
+        modules = self.options.get("ALLOWED_TASK_MODULES")
+        if modules is None:
+            return None
+        if isinstance(modules, str) or not all(
+            isinstance(module, str) and module.strip(".") for module in modules
+        ):
+            raise ImproperlyConfigured(
+                f"Task backend {self.alias!r}: ALLOWED_TASK_MODULES must be a list "
+                f"of module names such as ['myapp.tasks'], not {modules!r}."
+            )
+        return tuple(module.strip(".") for module in modules)
 
     def _check_importable(self, task) -> None:
         """A worker finds the task by its path: refuse one it could not find
-        (defined in ``__main__``, or shadowed by another name)."""
+        (defined in ``__main__``, or shadowed by another name) or would not
+        import (outside ALLOWED_TASK_MODULES)."""
+        if not is_allowed(task.module_path, self.allowed_task_modules):
+            raise InvalidTask(
+                f"Task {task.module_path!r} is not in a module listed in "
+                f"OPTIONS['ALLOWED_TASK_MODULES'] of task backend {self.alias!r} "
+                f"({', '.join(self.allowed_task_modules or ())})."
+            )
         try:
             found = import_string(task.module_path)
         except ImportError:
@@ -87,7 +110,7 @@ class DatabaseTaskBackend(BaseTaskBackend):
 
     def get_result(self, result_id) -> TaskResult:
         row = self.get_row(result_id)
-        return to_task_result(row, load_task(row))
+        return to_task_result(row, load_task(row, self.allowed_task_modules))
 
     def check(self, **kwargs):
         if self.database not in connections.settings:

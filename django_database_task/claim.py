@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from django.db import connections, transaction
-from django.tasks import TaskResultStatus
 from django.utils import timezone
 
 from .models import DatabaseTask
@@ -86,20 +85,17 @@ def claim_task_by_id(
     worker_id: str,
     allow_retry: bool = False,
 ) -> DatabaseTask | None:
-    """Claim one task of the backend by id if it is READY (or FAILED with
-    ``allow_retry``), whether or not it is due; None if there is no such
-    runnable task. A malformed id raises ValidationError."""
+    """Claim one task of the backend by id if it is READY (or FAILED and not
+    cancelled, with ``allow_retry``), whether or not it is due; None if there
+    is no such runnable task. A malformed id raises ValidationError."""
     connection = connections[using]
     dialect = dialect_for(connection)
-    statuses = [TaskResultStatus.READY.value]
-    if allow_retry:
-        statuses.append(TaskResultStatus.FAILED.value)
     statement = dialect.claim_by_id_statement(
         now=connection.ops.adapt_datetimefield_value(timezone.now()),
         worker_id=worker_id,
         task_id=DatabaseTask._meta.pk.get_db_prep_value(task_id, connection),
         backend_name=backend_name,
-        statuses=statuses,
+        allow_retry=allow_retry,
     )
     with connection.cursor() as cursor:
         cursor.execute(*statement)

@@ -45,5 +45,13 @@ def complete(outcome: Outcome, *, using: str, sender: type) -> TaskResult:
     object.__setattr__(result, "finished_at", finished_at)
     object.__setattr__(result, "errors", errors)
     object.__setattr__(result, "_return_value", outcome.return_value)
-    task_finished.send(sender=sender, task_result=result)
+    if outcome.exception is None:
+        task_finished.send(sender=sender, task_result=result)
+        return result
+    # Django sends task_finished while the task's exception is being handled,
+    # and receivers (its own logging among them) read sys.exc_info().
+    try:
+        raise outcome.exception
+    except BaseException:
+        task_finished.send(sender=sender, task_result=result)
     return result

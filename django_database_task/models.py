@@ -43,6 +43,9 @@ class DatabaseTask(models.Model):
         _("last attempted at"), null=True, blank=True
     )
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    # Set when a person cancelled the task: no automatic retry path may run
+    # it again; only a deliberate retry (which clears it) does.
+    cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
     return_value = models.JSONField(_("return value"), null=True, blank=True)
     errors = models.JSONField(_("errors"), default=list)
     worker_ids = models.JSONField(_("worker ids"), default=list)

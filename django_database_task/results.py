@@ -1,5 +1,6 @@
 """Turning stored rows back into Django's ``Task`` and ``TaskResult``."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from django.tasks import Task, TaskResult, TaskResultStatus
@@ -14,6 +15,10 @@ class TaskNotImportable(Exception):
     """The stored task path no longer names an importable Task."""
 
 
+class TaskNotAllowed(TaskNotImportable):
+    """The stored task path is outside the backend's ALLOWED_TASK_MODULES."""
+
+
 def import_task(task_path: str) -> Task:
     try:
         task = import_string(task_path)
@@ -21,6 +26,13 @@ def import_task(task_path: str) -> Task:
         raise TaskNotImportable(
             f"Task path {task_path!r} could not be imported ({e}). Was the task "
             "renamed or removed after it was enqueued?"
+        ) from e
+    except Exception as e:
+        # A module that fails as it is imported (a broken deploy): the task
+        # fails with the real error instead of taking the worker down.
+        raise TaskNotImportable(
+            f"Importing task path {task_path!r} raised "
+            f"{type(e).__module__}.{type(e).__qualname__}: {e}"
         ) from e
     if not isinstance(task, Task):
         raise TaskNotImportable(
@@ -40,7 +52,7 @@ class UnavailableTask(Task):
     result can still be reported and, when run, failed with the reason."""
 
     path: str
-    reason: str
+    error: TaskNotImportable
     func: object = _unavailable
 
     def __post_init__(self):
@@ -56,16 +68,30 @@ class UnavailableTask(Task):
         return self.path.rpartition(".")[2]
 
     def call(self, *args, **kwargs):
-        raise TaskNotImportable(self.reason)
+        raise self.error
 
     async def acall(self, *args, **kwargs):
-        raise TaskNotImportable(self.reason)
+        raise self.error
 
 
-def load_task(row: DatabaseTask) -> Task:
+def is_allowed(task_path: str, allowed_modules: Sequence[str] | None) -> bool:
+    """Whether ``task_path`` lies in one of the modules (or packages) listed;
+    None allows every path."""
+    return allowed_modules is None or any(
+        task_path.startswith(f"{module}.") for module in allowed_modules
+    )
+
+
+def load_task(row: DatabaseTask, allowed_modules: Sequence[str] | None = None) -> Task:
     """The Task the row was enqueued as, with its stored options, or an
-    UnavailableTask saying why it cannot be loaded any more."""
+    UnavailableTask saying why it cannot be loaded any more. A path outside
+    ``allowed_modules`` is never imported."""
     try:
+        if not is_allowed(row.task_path, allowed_modules):
+            raise TaskNotAllowed(
+                f"Task path {row.task_path!r} is not in a module listed in "
+                "OPTIONS['ALLOWED_TASK_MODULES'], so it was not imported."
+            )
         return replace(
             import_task(row.task_path),
             priority=row.priority,
@@ -74,9 +100,10 @@ def load_task(row: DatabaseTask) -> Task:
             run_after=row.run_after,
         )
     except (TaskNotImportable, InvalidTask) as e:
+        error = e if isinstance(e, TaskNotImportable) else TaskNotImportable(str(e))
         return UnavailableTask(
             path=row.task_path,
-            reason=str(e),
+            error=error,
             priority=row.priority,
             queue_name=row.queue_name,
             backend=row.backend_name,

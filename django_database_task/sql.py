@@ -76,16 +76,18 @@ class Dialect:
         worker_id: str,
         task_id,
         backend_name: str,
-        statuses: Sequence[str],
+        allow_retry: bool,
     ) -> Statement:
-        """Marks one task of the backend RUNNING if its status is one of
-        ``statuses``."""
+        """Marks one task of the backend RUNNING if it is READY or, with
+        ``allow_retry``, FAILED and not cancelled."""
         mark, params = self._mark(now, worker_id)
-        placeholders = ", ".join(["%s"] * len(statuses))
+        runnable = "status = 'READY'"
+        if allow_retry:
+            runnable = f"({runnable} OR (status = 'FAILED' AND cancelled_at IS NULL))"
         return (
             f"UPDATE {TABLE} SET {mark} WHERE id = %s AND backend_name = %s "
-            f"AND status IN ({placeholders})",
-            [*params, task_id, backend_name, *statuses],
+            f"AND {runnable}",
+            [*params, task_id, backend_name],
         )
 
 

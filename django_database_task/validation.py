@@ -43,8 +43,11 @@ def to_json(value: Any, where: str) -> Any:
     """Return ``value`` as plain JSON types, or raise naming ``where`` it failed.
 
     Tuples become lists and UTF-8 bytes become strings, as Django's own
-    ``normalize_json`` does; everything else JSON cannot carry exactly is a
-    TypeError (a ValueError for NaN and infinities).
+    ``normalize_json`` does, and failures begin with its wording
+    (``Unsupported type: ...``, ``Unsupported value: ...``) so that code
+    written against Django's backends recognises them; everything else JSON
+    cannot carry exactly is a TypeError (a ValueError for NaN and
+    infinities).
     """
     if value is None or isinstance(value, (str, bool, int)):
         return value
@@ -60,8 +63,9 @@ def to_json(value: Any, where: str) -> Any:
             return value.decode("utf-8")
         except UnicodeDecodeError:
             raise TypeError(
-                f"{where} is bytes that are not valid UTF-8; encode binary data "
-                "as text first, e.g. with base64.b64encode(value).decode()."
+                f"Unsupported value: {type(value)} in {where}: bytes that are "
+                "not valid UTF-8; encode binary data as text first, e.g. with "
+                "base64.b64encode(value).decode()."
             ) from None
     if isinstance(value, (list, tuple)):
         return [to_json(item, f"{where}[{index}]") for index, item in enumerate(value)]
@@ -76,7 +80,7 @@ def to_json(value: Any, where: str) -> Any:
             converted[key] = to_json(item, f"{where}[{key!r}]")
         return converted
     raise TypeError(
-        f"{where} has unsupported type {_type_name(value)}: task arguments and "
+        f"Unsupported type: {type(value)} in {where}: task arguments and "
         f"return values must be JSON-serialisable; {_hint(value)}."
     )
 

@@ -32,7 +32,7 @@ def make_worker_id() -> str:
 
 def run_claimed(backend: DatabaseTaskBackend, row: DatabaseTask) -> TaskResult:
     """Execute a task this process has claimed and store its outcome."""
-    outcome = execute(row, type(backend))
+    outcome = execute(row, backend)
     _discard_broken_connections()
     return complete(outcome, using=backend.database, sender=type(backend))
 

@@ -83,6 +83,8 @@ def test_unsupported_argument_types_raise_type_error_naming_place_and_fix(
 ):
     with pytest.raises(TypeError) as positional:
         tasks.echo.enqueue(1, value)
+    # Django's own wording first, as its backends raise it, then where and how.
+    assert str(positional.value).startswith(f"Unsupported type: {type(value)} in ")
     assert "args[1]" in str(positional.value)
     assert type_name in str(positional.value)
     assert fix in str(positional.value)
@@ -98,7 +100,11 @@ def test_unsupported_argument_types_raise_type_error_naming_place_and_fix(
 
 
 def test_non_utf8_bytes_raise_type_error():
-    with pytest.raises(TypeError, match=r"args\[0\] is bytes that are not valid UTF-8"):
+    with pytest.raises(
+        TypeError,
+        match=r"^Unsupported value: <class 'bytes'> in args\[0\]: bytes that are "
+        "not valid UTF-8",
+    ):
         tasks.echo.enqueue(b"\xff\xfe")
     assert not DatabaseTask.objects.exists()
 

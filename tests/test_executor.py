@@ -1,7 +1,7 @@
 """Running a claimed task: results, errors and signals, as ImmediateBackend."""
 
 import pytest
-from django.tasks import TaskResultStatus
+from django.tasks import TaskResultStatus, task_backends
 from django.tasks.signals import task_finished, task_started
 
 from django_database_task import process_one_task
@@ -53,7 +53,7 @@ def test_non_json_return_value_fails_with_a_clear_error():
     assert result.status == TaskResultStatus.FAILED
     assert row.errors[0]["exception_class_path"] == "builtins.TypeError"
     assert (
-        "return value has unsupported type datetime.datetime"
+        "Unsupported type: <class 'datetime.datetime'> in the task's return value"
         in (row.errors[0]["traceback"])
     )
 
@@ -123,7 +123,7 @@ def test_a_task_requeued_while_running_keeps_its_new_status():
 
     tasks.add.enqueue(1, 1)
     [row] = claim_tasks(using="default", backend_name="default", worker_id="w")
-    outcome = execute(row, DatabaseTaskBackend)
+    outcome = execute(row, task_backends["default"])
     DatabaseTask.objects.filter(pk=row.pk).update(status="READY")
     complete(outcome, using="default", sender=DatabaseTaskBackend)
     assert DatabaseTask.objects.get(pk=row.pk).status == "READY"

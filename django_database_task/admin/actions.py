@@ -1,8 +1,7 @@
 """Bulk actions on tasks. Each reports what it changed and what it skipped.
 
-Every status change is an UPDATE guarded by the status it expects
-(``filter(status=...)``), so a worker claiming or finishing a task at the
-same moment is never overwritten: the row is simply not changed, and counted
+The status changes themselves are ``transitions``: guarded UPDATEs that
+leave a task alone when a worker changed it meanwhile, which is counted here
 as skipped.
 """
 
@@ -14,12 +13,11 @@ from django.db.models import Count
 from django.tasks import TaskResultStatus
 from django.tasks.exceptions import InvalidTaskBackend, TaskResultDoesNotExist
 from django.template.response import TemplateResponse
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from .. import transitions
 from ..api import run_task_by_id
-from ..sql import AppendError
 
 READY = TaskResultStatus.READY
 RUNNING = TaskResultStatus.RUNNING
@@ -29,13 +27,6 @@ SUCCESSFUL = TaskResultStatus.SUCCESSFUL
 # Up to this many tasks run inside the admin request; more are left to the
 # worker, so that the request never blocks for minutes.
 INLINE_RUN_LIMIT = 3
-
-
-class TaskCancelled(Exception):
-    """The error recorded on a task cancelled from the admin."""
-
-
-CANCELLED_PATH = f"{TaskCancelled.__module__}.{TaskCancelled.__qualname__}"
 
 
 def _status_counts(queryset) -> Counter:
@@ -71,17 +62,15 @@ def _report_skipped(request, counts: Counter, reason: str, extra: int = 0) -> No
     messages.warning(request, message)
 
 
-def _run_inline(request, queryset, status: str, allow_retry: bool) -> int:
-    """Run the few tasks in ``status`` now; returns how many had left that
-    status by the time they were claimed."""
-    rows = queryset.filter(status=status).order_by().values_list("pk", "backend_name")
+def _run_inline(request, queryset) -> int:
+    """Run the few READY tasks now; returns how many had left READY by the
+    time they were claimed."""
+    rows = queryset.filter(status=READY).order_by().values_list("pk", "backend_name")
     outcomes: Counter = Counter()
     lost = 0
     for pk, backend_name in rows:
         try:
-            result = run_task_by_id(
-                str(pk), allow_retry=allow_retry, backend_name=backend_name
-            )
+            result = run_task_by_id(str(pk), backend_name=backend_name)
         except InvalidTaskBackend as e:
             messages.error(
                 request, _("Task %(id)s: %(error)s") % {"id": pk, "error": e}
@@ -120,9 +109,9 @@ def run_selected(modeladmin, request, queryset) -> None:
     ready = counts.pop(READY, 0)
     lost = 0
     if 0 < ready <= INLINE_RUN_LIMIT:
-        lost = _run_inline(request, queryset, READY, allow_retry=False)
+        lost = _run_inline(request, queryset)
     elif ready:
-        marked = queryset.order_by().filter(status=READY).update(due_at=timezone.now())
+        marked = transitions.make_due(queryset)
         lost = ready - marked
         messages.success(
             request,
@@ -138,20 +127,22 @@ def run_selected(modeladmin, request, queryset) -> None:
 
 @admin.action(permissions=["change"], description=gettext_lazy("Retry failed tasks"))
 def retry_failed(modeladmin, request, queryset) -> None:
-    """FAILED tasks go back to READY and run: a few now, more by the worker.
-    Earlier errors are kept."""
+    """FAILED tasks, cancelled ones included, go back to READY and run: a
+    few now, more by the worker. Earlier errors are kept."""
     counts = _status_counts(queryset)
     failed = counts.pop(FAILED, 0)
-    lost = 0
-    if 0 < failed <= INLINE_RUN_LIMIT:
-        lost = _run_inline(request, queryset, FAILED, allow_retry=True)
-    elif failed:
-        moved = (
-            queryset.order_by()
-            .filter(status=FAILED)
-            .update(status=READY, due_at=timezone.now(), finished_at=None)
+    # Retried tasks are READY afterwards: follow them by id, not by the
+    # selection, which may have been filtered to FAILED.
+    selected = queryset.model.objects.using(queryset.db).filter(
+        pk__in=list(
+            queryset.order_by().filter(status=FAILED).values_list("pk", flat=True)
         )
-        lost = failed - moved
+    )
+    moved = transitions.retry(selected)
+    lost = failed - moved
+    if 0 < moved <= INLINE_RUN_LIMIT:
+        lost += _run_inline(request, selected)
+    elif moved:
         messages.success(
             request,
             ngettext(
@@ -172,7 +163,7 @@ def requeue_running(modeladmin, request, queryset) -> None:
     somewhere will run again, and its first outcome will not be stored."""
     counts = _status_counts(queryset)
     running = counts.pop(RUNNING, 0)
-    moved = queryset.order_by().filter(status=RUNNING).update(status=READY)
+    moved = transitions.requeue(queryset)
     if moved:
         messages.success(
             request,
@@ -196,15 +187,7 @@ def cancel_ready(modeladmin, request, queryset) -> None:
     ready = counts.pop(READY, 0)
     user = request.user.get_username()
     reason = _("Cancelled by %(user)s from the Django admin.") % {"user": user}
-    cancelled = (
-        queryset.order_by()
-        .filter(status=READY)
-        .update(
-            status=FAILED,
-            finished_at=timezone.now(),
-            errors=AppendError(CANCELLED_PATH, f"{CANCELLED_PATH}: {reason}\n"),
-        )
-    )
+    cancelled = transitions.cancel(queryset, reason)
     if cancelled:
         messages.success(
             request,

@@ -6,7 +6,8 @@ import pytest
 from django.test.utils import override_settings
 from django.utils import timezone
 
-from django_database_task.admin.actions import CANCELLED_PATH, INLINE_RUN_LIMIT
+from django_database_task.admin.actions import INLINE_RUN_LIMIT
+from django_database_task.transitions import CANCELLED_PATH
 from django_database_task.models import DatabaseTask
 
 from .factories import failed_task, finished_task, make_task, messages_of

@@ -2,7 +2,7 @@ import os
 import signal
 
 from django.core.management.base import BaseCommand, CommandError
-from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, TaskResult
+from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, TaskResult, TaskResultStatus
 from django.tasks.exceptions import InvalidTaskBackend
 
 from django_database_task.api import get_backend
@@ -95,31 +95,51 @@ class Command(BaseCommand):
                 os.kill(os.getpid(), signum)
                 return
             worker.stop()
-            self.stdout.write(
-                "Stopping after the running task; signal again to exit at once."
+            self._say(
+                1, "Stopping after the running task; signal again to exit at once."
             )
-            self.stdout.flush()
 
         for signum in STOP_SIGNALS:
             signal.signal(signum, request_stop)
-        self.stdout.write(
+        self.verbosity = options["verbosity"]
+        self._say(
+            1,
             f"Worker {worker.worker_id} started: backend {backend.alias!r}, "
-            f"queues: {', '.join(queue_names) or 'all'}."
+            f"queues: {', '.join(queue_names) or 'all'}.",
         )
-        self.stdout.flush()
         try:
             processed = worker.run()
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         if worker.stopping:
-            self.stdout.write("Stopped on signal.")
-        self.stdout.write(f"Processed {processed} task(s).")
+            self._say(1, "Stopped on signal.")
+        self._say(1, f"Processed {processed} task(s).")
+
+    def _say(self, verbosity: int, message: str) -> None:
+        if self.verbosity >= verbosity:
+            self.stdout.write(message)
+            self.stdout.flush()
 
     def _report(self, result: TaskResult) -> None:
-        style = (
-            self.style.SUCCESS if result.status == "SUCCESSFUL" else self.style.ERROR
-        )
-        self.stdout.write(
-            style(f"{result.status} {result.id} {result.task.module_path}")
-        )
+        """Verbosity 0: failed tasks only, on stderr; 1: a line per task;
+        2: with its attempt, duration and, for a failure, the error."""
+        line = f"{result.status} {result.id} {result.task.module_path}"
+        if self.verbosity >= 2:
+            line += _details(result)
+        if result.status == TaskResultStatus.SUCCESSFUL:
+            self._say(1, self.style.SUCCESS(line))
+        elif self.verbosity >= 1:
+            self._say(1, self.style.ERROR(line))
+        else:
+            self.stderr.write(line)
+
+
+def _details(result: TaskResult) -> str:
+    details = f" attempt={result.attempts}"
+    if result.last_attempted_at and result.finished_at:
+        seconds = (result.finished_at - result.last_attempted_at).total_seconds()
+        details += f" duration={seconds:.3f}s"
+    if result.status == TaskResultStatus.FAILED and result.errors:
+        details += f" error={result.errors[-1].exception_class_path}"
+    return details
