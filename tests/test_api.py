@@ -132,3 +132,27 @@ def test_get_queue_stats():
     assert stats["delayed"] == 1
     assert stats["oldest_pending_since"] == first.enqueued_at
     assert get_queue_stats(queue_name="emails")["ready"] == 0
+
+
+@override_settings(
+    TASKS={
+        "default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"},
+        "db": {"BACKEND": "django_database_task.backends.DatabaseTaskBackend"},
+        "other": {"BACKEND": "django_database_task.backends.DatabaseTaskBackend"},
+    }
+)
+def test_run_task_by_id_without_a_backend_runs_the_task_of_any_backend():
+    """As django-database-task 0.x did: ids are UUIDs, the task knows its
+    backend. Naming a backend still limits the search to it."""
+    enqueued = tasks.add.using(backend="other").enqueue(20, 22)
+    with pytest.raises(TaskResultDoesNotExist):
+        run_task_by_id(enqueued.id, backend_name="db")
+    result = run_task_by_id(enqueued.id)
+    assert (result.status, result.return_value, result.backend) == (
+        "SUCCESSFUL",
+        42,
+        "other",
+    )
+    assert run_task_by_id(enqueued.id) is None
+    with pytest.raises(TaskResultDoesNotExist):
+        run_task_by_id(str(uuid.uuid4()))

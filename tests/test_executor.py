@@ -1,10 +1,13 @@
 """Running a claimed task: results, errors and signals, as ImmediateBackend."""
 
+import logging
+import sys
+
 import pytest
-from django.tasks import TaskResultStatus, task_backends
+from django.tasks import TaskResultStatus, default_task_backend, task_backends
 from django.tasks.signals import task_finished, task_started
 
-from django_database_task import process_one_task
+from django_database_task import process_one_task, process_tasks
 from django_database_task.backends import DatabaseTaskBackend
 from django_database_task.models import DatabaseTask
 from tests import tasks
@@ -91,6 +94,58 @@ def test_task_that_no_longer_imports_fails_and_the_worker_goes_on(path, reason):
     )
     assert reason in row.errors[0]["traceback"]
     assert process_one_task().id == healthy.id
+
+
+@pytest.mark.parametrize(
+    ("path", "real_error"),
+    [
+        (
+            "tests.broken.raises_runtime_error.job",
+            "RuntimeError: the deploy forgot a setting",
+        ),
+        ("tests.broken.syntax_error.job", "SyntaxError"),
+    ],
+)
+def test_a_module_that_fails_on_import_fails_its_task_with_the_real_error(
+    path, real_error
+):
+    broken = tasks.add.enqueue(1, 1)
+    DatabaseTask.objects.filter(pk=broken.id).update(task_path=path, priority=1)
+    healthy = tasks.add.enqueue(2, 2)
+
+    first, second = process_tasks()
+    assert (first.id, first.status) == (broken.id, TaskResultStatus.FAILED)
+    error = DatabaseTask.objects.get(pk=broken.id).errors[0]
+    assert error["exception_class_path"] == (
+        "django_database_task.results.TaskNotImportable"
+    )
+    assert real_error in error["traceback"]
+    assert (second.id, second.status) == (healthy.id, TaskResultStatus.SUCCESSFUL)
+    # Reading the result back does not raise either.
+    assert default_task_backend.get_result(broken.id).status == "FAILED"
+
+
+def test_task_finished_is_sent_while_the_exception_is_being_handled(caplog):
+    """As in ImmediateBackend, so that Django's own log line of a failure
+    (and any Sentry-style receiver) carries the exception and traceback."""
+    seen = []
+
+    def on_finished(sender, task_result, **kwargs):
+        seen.append(sys.exc_info()[1])
+
+    task_finished.connect(on_finished)
+    try:
+        with caplog.at_level(logging.ERROR, logger="django.tasks"):
+            failed, _ = run(tasks.fail, "no stock")
+            succeeded, _ = run(tasks.add, 1, 1)
+    finally:
+        task_finished.disconnect(on_finished)
+    assert isinstance(seen[0], ValueError) and str(seen[0]) == "no stock"
+    assert seen[1] is None
+    [record] = caplog.records
+    assert f"Task id={failed.id}" in record.getMessage()
+    assert record.exc_info[0] is ValueError
+    assert "raise ValueError(message)" in caplog.text
 
 
 def test_signals_are_sent_with_the_backend_as_sender():

@@ -1,5 +1,6 @@
 """The run_database_tasks command and its options, run in-process."""
 
+import re
 from datetime import timedelta
 from io import StringIO
 
@@ -114,3 +115,28 @@ def test_bad_options_are_clear_errors(args, message):
 def test_non_numeric_options_are_refused_by_the_parser(args):
     with pytest.raises(CommandError, match="invalid"):
         run(*args)
+
+
+def test_verbosity_0_prints_only_failures_on_stderr():
+    tasks.add.enqueue(1, 2)
+    failed = tasks.fail.enqueue()
+    out, err = StringIO(), StringIO()
+    call_command("run_database_tasks", verbosity=0, stdout=out, stderr=err)
+    assert out.getvalue() == ""
+    assert err.getvalue() == f"FAILED {failed.id} tests.tasks.fail\n"
+    assert DatabaseTask.objects.filter(status="READY").count() == 0
+
+
+def test_verbosity_2_adds_attempt_duration_and_error():
+    done = tasks.add.enqueue(1, 2)
+    failed = tasks.fail.enqueue()
+    output = run("-v", "2")
+    assert re.search(
+        rf"SUCCESSFUL {done.id} tests.tasks.add attempt=1 duration=\d+\.\d{{3}}s\n",
+        output,
+    )
+    assert re.search(
+        rf"FAILED {failed.id} tests.tasks.fail attempt=1 duration=\d+\.\d{{3}}s "
+        r"error=builtins.ValueError\n",
+        output,
+    )

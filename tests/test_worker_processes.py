@@ -1,10 +1,6 @@
 """Real worker processes: graceful shutdown and exactly-once under concurrency."""
 
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 from django.tasks import TaskResultStatus
@@ -12,31 +8,9 @@ from django.tasks import TaskResultStatus
 from django_database_task.models import DatabaseTask
 from tests import tasks
 from tests.models import Execution
+from tests.processes import start_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def start_worker(env, *args):
-    return subprocess.Popen(
-        [sys.executable, "-m", "django", "run_database_tasks", *args],
-        cwd=ROOT,
-        env=env | {"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for(condition, worker, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline or worker.poll() is not None:
-            worker.kill()
-            raise AssertionError(f"worker did not get there: {worker.communicate()}")
-        time.sleep(0.05)
-
 
 def status_of(result):
     return DatabaseTask.objects.get(pk=result.id).status

@@ -7,8 +7,9 @@ from django.test.utils import override_settings
 from django.utils import timezone
 
 from django_database_task.admin.actions import INLINE_RUN_LIMIT
-from django_database_task.transitions import CANCELLED_PATH
 from django_database_task.models import DatabaseTask
+from django_database_task.transitions import CANCELLED_PATH
+from tests.endpoints import BEARER, TOKEN, tasks_setting
 
 from .factories import failed_task, finished_task, make_task, messages_of
 
@@ -121,6 +122,31 @@ def test_cancel_ready_marks_failed_with_who_cancelled(post_action):
     )
     assert len(DatabaseTask.objects.get(pk=first.pk).errors) == 1
     assert statuses(running) == ["RUNNING"]
+
+
+def test_a_task_cancelled_in_the_admin_stays_cancelled_until_retried_there(
+    post_action, client, settings
+):
+    """The Cloud Tasks backend's RETRY_FAILED_TASKS calls execute/ with
+    allow_retry=true: that must not bring a cancelled task back."""
+    settings.TASK_API_TOKEN = TOKEN
+    settings.TASKS = tasks_setting(AUTH_HANDLERS=[BEARER])
+    task = make_task(args=[20, 22])
+    post_action("cancel_ready", [task])
+    response = client.post(
+        f"/tasks/execute/{task.pk}/?allow_retry=true",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert response.json() == {
+        "executed": False,
+        "reason": "Task is not in READY or FAILED status",
+    }
+    assert statuses(task) == ["FAILED"]
+    response = post_action("retry_failed", [task])
+    assert messages_of(response) == ["Ran 1 task: 1 successful, 0 failed."]
+    retried = DatabaseTask.objects.get(pk=task.pk)
+    assert (retried.status, retried.return_value) == ("SUCCESSFUL", 42)
+    assert retried.cancelled_at is None
 
 
 def test_nothing_to_change_only_reports_skips(post_action):

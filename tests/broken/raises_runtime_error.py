@@ -1,0 +1,1 @@
+raise RuntimeError("the deploy forgot a setting")

@@ -1,0 +1,3 @@
+# A module that does not even compile.
+def task(:
+    pass
