@@ -16,6 +16,7 @@ from django.utils import timezone
 from .backends import DatabaseTaskBackend
 from .claim import claim_task_by_id, claim_tasks
 from .models import DatabaseTask
+from .validation import check_text
 from .worker import make_worker_id, run_claimed
 
 
@@ -47,7 +48,7 @@ def process_one_task(
         using=backend.database,
         backend_name=backend.alias,
         worker_id=make_worker_id(),
-        queue_names=[queue_name] if queue_name else [],
+        queue_names=_queue_names(queue_name),
     )
     return run_claimed(backend, rows[0]) if rows else None
 
@@ -128,11 +129,19 @@ def _backend_of_task(task_id: str) -> DatabaseTaskBackend:
     raise TaskResultDoesNotExist(task_id)
 
 
+def _queue_names(queue_name: str | None) -> list[str]:
+    if queue_name is not None and not isinstance(queue_name, str):
+        raise TypeError(f"queue_name must be a string or None, not {queue_name!r}.")
+    return [check_text(queue_name, "queue_name")] if queue_name else []
+
+
 def _tasks(backend: DatabaseTaskBackend, queue_name: str | None):
     tasks = DatabaseTask.objects.using(backend.database).filter(
         backend_name=backend.alias
     )
-    return tasks.filter(queue_name=queue_name) if queue_name else tasks
+    return (
+        tasks.filter(queue_name__in=_queue_names(queue_name)) if queue_name else tasks
+    )
 
 
 def get_pending_task_count(

@@ -52,6 +52,22 @@ def test_process_tasks_refuses_a_bad_max_tasks(max_tasks):
         process_tasks(max_tasks=max_tasks)
 
 
+@pytest.mark.parametrize(
+    ("queue_name", "error", "message"),
+    [
+        ("emails\x00", ValueError, "queue_name contains a NUL character"),
+        ("emails\ud800", ValueError, "queue_name contains a lone surrogate"),
+        (["emails"], TypeError, "queue_name must be a string or None"),
+    ],
+)
+def test_a_queue_name_no_database_can_hold_is_a_clear_error(queue_name, error, message):
+    tasks.send_newsletter.enqueue()
+    for call in (process_tasks, process_one_task, get_pending_task_count):
+        with pytest.raises(error, match=message):
+            call(queue_name=queue_name)
+    assert get_pending_task_count() == 1
+
+
 def test_get_pending_task_count(capsys):
     tasks.add.enqueue(1, 1)
     tasks.add.using(run_after=timezone.now() + timedelta(hours=1)).enqueue(1, 1)

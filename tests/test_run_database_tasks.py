@@ -99,6 +99,10 @@ def test_backend_option_runs_only_that_backends_tasks():
         (["--queue", "emails"], "Queue 'emails' is not in the QUEUES"),
         (["--interval", "0"], "--interval must be a number of seconds above 0"),
         (["--interval", "-5"], "--interval must be a number of seconds above 0"),
+        (["--interval", "nan"], "--interval must be a number of seconds above 0"),
+        (["--interval", "inf"], "and at most 86400, not inf"),
+        # An argument that is not valid UTF-8 arrives with a lone surrogate.
+        (["--queue", "emails\udcff"], "--queue contains a lone surrogate"),
         (["--max-tasks", "-1"], "--max-tasks must be 0 \\(unlimited\\) or more"),
     ],
 )

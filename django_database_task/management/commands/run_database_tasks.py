@@ -6,9 +6,12 @@ from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, TaskResult, TaskResultStatu
 from django.tasks.exceptions import InvalidTaskBackend
 
 from django_database_task.api import get_backend
+from django_database_task.validation import check_text
 from django_database_task.worker import Worker
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# A day: longer waits gain nothing, and select() cannot wait forever.
+MAX_INTERVAL = 86_400
 
 
 class Command(BaseCommand):
@@ -49,10 +52,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        if not options["interval"] > 0:
+        if not 0 < options["interval"] <= MAX_INTERVAL:
             raise CommandError(
-                f"--interval must be a number of seconds above 0, "
-                f"not {options['interval']}."
+                f"--interval must be a number of seconds above 0 and at most "
+                f"{MAX_INTERVAL}, not {options['interval']}."
             )
         if options["max_tasks"] < 0:
             raise CommandError(
@@ -69,6 +72,11 @@ class Command(BaseCommand):
             for name in value.split(",")
             if name.strip()
         ]
+        for name in queue_names:
+            try:
+                check_text(name, "--queue")
+            except ValueError as e:
+                raise CommandError(str(e)) from None
         unknown = [
             name
             for name in queue_names
