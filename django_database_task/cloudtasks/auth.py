@@ -17,6 +17,7 @@ from ..auth import AuthHandler
 from .oidc import GOOGLE_CERTS_URL, TokenRefused, bearer_token, verify_token
 
 logger = logging.getLogger("django_database_task.cloudtasks")
+REFUSED = "OIDC token refused."
 
 
 @dataclass(frozen=True)
@@ -92,22 +93,30 @@ class CloudTasksOIDCAuth(AuthHandler):
     def authenticate(self, request: HttpRequest) -> bool:
         try:
             self.expected.check(request, self.backend)
-        except TokenRefused as refused:
-            logger.warning("Cloud Tasks OIDC token refused: %s", refused.message)
+        except (TokenRefused, ImproperlyConfigured) as error:
+            _log(error)
             return False
         return True
 
 
-def _refusal(error: Exception) -> JsonResponse:
+def _log(error: Exception) -> None:
+    """The detail of a refusal, for the operator only: it can name the
+    certs URL, the expected audience and the service account."""
     if isinstance(error, TokenRefused):
-        response = JsonResponse({"error": error.message}, status=error.status)
-        if error.status == 401:
-            response["WWW-Authenticate"] = 'Bearer realm="cloud-tasks"'
+        logger.warning("Cloud Tasks OIDC token refused: %s", error.message)
+    else:
+        logger.warning("Cloud Tasks OIDC verification is misconfigured: %s", error)
+
+
+def _refusal(error: Exception) -> JsonResponse:
+    """401 with its fixed message when no usable token was sent; otherwise
+    a 403 that tells the caller nothing about our configuration."""
+    _log(error)
+    if isinstance(error, TokenRefused) and error.status == 401:
+        response = JsonResponse({"error": error.message}, status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="cloud-tasks"'
         return response
-    logger.error("Cloud Tasks OIDC verification is misconfigured: %s", error)
-    return JsonResponse(
-        {"error": f"OIDC verification is misconfigured: {error}"}, status=403
-    )
+    return JsonResponse({"error": REFUSED}, status=403)
 
 
 def verify_cloud_tasks_oidc(
@@ -123,7 +132,8 @@ def verify_cloud_tasks_oidc(
     Use as ``verify_cloud_tasks_oidc(view, audience=...)`` or as
     ``@verify_cloud_tasks_oidc(audience=...)``. Values not given come from
     the Cloud Tasks backend ``backend_name``. Refusals are JSON: 401 without
-    a token, 403 with a bad one.
+    a token (or with one that is not a JWT), a generic 403 otherwise; why is
+    logged at WARNING.
     """
     if view is None:
         return lambda actual: verify_cloud_tasks_oidc(

@@ -3,6 +3,7 @@ and its certificate served over HTTP the way Google serves its own."""
 
 import base64
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +17,7 @@ from .standins import StandInServer
 GOOGLE_ISSUER = "https://accounts.google.com"
 
 
-def _b64(data: bytes) -> str:
+def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
@@ -46,13 +47,15 @@ class SigningKey:
 
     def sign(self, claims: dict, *, alg: str = "RS256", key_id: str | None = None):
         header = {"alg": alg, "kid": key_id or self.key_id, "typ": "JWT"}
-        signed = (
-            f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
-        )
+        return self.sign_parts(json.dumps(header), json.dumps(claims))
+
+    def sign_parts(self, header: str, payload: str) -> str:
+        """A token of exactly this header and payload text, signed."""
+        signed = f"{b64url(header.encode())}.{b64url(payload.encode())}"
         signature = self.private_key.sign(
             signed.encode(), padding.PKCS1v15(), hashes.SHA256()
         )
-        return f"{signed}.{_b64(signature)}"
+        return f"{signed}.{b64url(signature)}"
 
     def id_token(self, *, audience: str, email: str, **overrides) -> str:
         """An ID token like the ones Google issues for a service account."""
@@ -72,12 +75,23 @@ class SigningKey:
 
 
 class CertsServer(StandInServer):
-    """Serves ``{key id: PEM certificate}`` at /oauth2/v1/certs, as Google does."""
+    """Serves ``{key id: PEM certificate}`` at /oauth2/v1/certs, as Google does.
+
+    Tests can make it fail (``status``), answer ``body`` instead, let the
+    keys expire at once (``max_age``), or hold every answer until ``gate``
+    is set; ``arrived`` is set by the first request.
+    """
 
     def __init__(self, *keys: SigningKey):
         super().__init__()
         self.keys = list(keys)
         self.fetches = 0
+        self.status = 200
+        self.body: str | None = None
+        self.max_age = 3600
+        self.gate: threading.Event | None = None
+        self.arrived = threading.Event()
+        self._count = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -86,6 +100,12 @@ class CertsServer(StandInServer):
     def handle(self, method, path, headers, body):
         if method != "GET" or path != "/oauth2/v1/certs":
             return 404, {}, {"error": "not found"}
-        self.fetches += 1
-        certs = {key.key_id: key.certificate_pem for key in self.keys}
-        return 200, {"Cache-Control": "public, max-age=3600"}, certs
+        with self._count:
+            self.fetches += 1
+        self.arrived.set()
+        if self.gate is not None:
+            self.gate.wait(60)
+        if self.status != 200:
+            return self.status, {}, {"error": "stand-in failure"}
+        certs = self.body or {key.key_id: key.certificate_pem for key in self.keys}
+        return 200, {"Cache-Control": f"public, max-age={self.max_age}"}, certs

@@ -1,5 +1,8 @@
-"""OIDC tokens: accepted only when every check passes, refused clearly."""
+"""OIDC tokens: accepted only when every check passes; refused without telling
+the caller more than that, the reason going to the log."""
 
+import json
+import logging
 import time
 
 import pytest
@@ -17,6 +20,9 @@ from .urls import FIXED_AUDIENCE
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.cloudtasks.urls")]
 AUDIENCE = "https://tasks.example.com"
+REFUSED = {"error": "OIDC token refused."}
+LOGGER = "django_database_task.cloudtasks"
+NESTED = "[" * 100_000
 
 
 @pytest.fixture
@@ -58,8 +64,11 @@ def test_explicit_audience_of_the_decorator(client, backend, signing_key):
 
 
 def refusals(signing_key, impostor_key):
+    """Case: (token, status through the decorator, reason in the log)."""
     now = int(time.time())
     good = {"audience": AUDIENCE, "email": SERVICE_ACCOUNT}
+    header = json.dumps({"alg": "RS256", "kid": signing_key.key_id})
+    claims = json.dumps({"aud": AUDIENCE, "email": SERVICE_ACCOUNT})
     return {
         "bad signature": (
             impostor_key.id_token(**good),
@@ -109,6 +118,46 @@ def refusals(signing_key, impostor_key):
             "algorithm 'none' is not accepted",
         ),
         "malformed": ("not-a-jwt", 401, "Malformed OIDC token"),
+        "expiry NaN": (
+            signing_key.id_token(**good, exp=float("nan")),
+            403,
+            "no valid 'exp' and 'iat' claims",
+        ),
+        "expiry Infinity": (
+            signing_key.id_token(**good, exp=float("inf")),
+            403,
+            "no valid 'exp' and 'iat' claims",
+        ),
+        "issued true": (
+            signing_key.id_token(**good, iat=True),
+            403,
+            "no valid 'exp' and 'iat' claims",
+        ),
+        "lives a year": (
+            signing_key.id_token(**good, iat=now, exp=now + 365 * 86400),
+            403,
+            "lifetime of 31536000 seconds is not within Google's 3600",
+        ),
+        "lives forever": (
+            signing_key.id_token(**good, iat=now, exp=10**400),
+            403,
+            "lifetime of",
+        ),
+        "expires before issued": (
+            signing_key.id_token(**good, iat=now + 5, exp=now),
+            403,
+            "lifetime of -5 seconds",
+        ),
+        "nested header": (
+            signing_key.sign_parts(NESTED, claims),
+            401,
+            "Malformed OIDC token",
+        ),
+        "nested payload": (
+            signing_key.sign_parts(header, NESTED),
+            401,
+            "Malformed OIDC token",
+        ),
     }
 
 
@@ -123,26 +172,52 @@ CASES = [
     "unverified email",
     "unsigned",
     "malformed",
+    "expiry NaN",
+    "expiry Infinity",
+    "issued true",
+    "lives a year",
+    "lives forever",
+    "expires before issued",
+    "nested header",
+    "nested payload",
 ]
 
 
+def refusal_logged(caplog, message):
+    [record] = [r for r in caplog.records if r.name == LOGGER]
+    assert record.levelno == logging.WARNING
+    assert message in record.getMessage()
+    assert not record.exc_info
+
+
 @pytest.mark.parametrize("case", CASES)
-def test_decorator_refuses(client, backend, signing_key, impostor_key, case):
+def test_decorator_refuses(client, backend, signing_key, impostor_key, case, caplog):
     result = add.enqueue(2, 3)
     token, status, message = refusals(signing_key, impostor_key)[case]
-    response = post(client, result.id, token)
+    with caplog.at_level(logging.WARNING, LOGGER):
+        response = post(client, result.id, token)
     assert response.status_code == status
-    assert message in response.json()["error"]
+    if status == 401:
+        assert response.json() == {"error": "Malformed OIDC token: not a signed JWT."}
+        assert response["WWW-Authenticate"].startswith("Bearer")
+    else:
+        # Nothing about our audience, service account or certs URL.
+        assert response.json() == REFUSED
+    refusal_logged(caplog, message)
     assert DatabaseTask.objects.get(pk=result.id).status == TaskResultStatus.READY
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_bundled_urlconf_refuses(client, backend, signing_key, impostor_key, case):
+def test_bundled_urlconf_refuses(
+    client, backend, signing_key, impostor_key, case, caplog
+):
     result = add.enqueue(2, 3)
-    token, _, _ = refusals(signing_key, impostor_key)[case]
-    response = post(client, result.id, token, prefix="tasks")
+    token, _, message = refusals(signing_key, impostor_key)[case]
+    with caplog.at_level(logging.WARNING, LOGGER):
+        response = post(client, result.id, token, prefix="tasks")
     assert response.status_code == 403
     assert "error" in response.json()
+    refusal_logged(caplog, message)
     assert DatabaseTask.objects.get(pk=result.id).status == TaskResultStatus.READY
 
 
@@ -171,13 +246,18 @@ def test_bundled_urlconf_accepts_on_execute_and_purge_only(
     assert client.post("/tasks/run/", headers=headers).status_code == 403
 
 
-def test_without_service_account_nothing_is_accepted(client, configure, signing_key):
+def test_without_service_account_nothing_is_accepted(
+    client, configure, signing_key, caplog
+):
     configure()
     result = add.enqueue(2, 3)
     token = signing_key.id_token(audience=AUDIENCE, email=SERVICE_ACCOUNT)
-    response = post(client, result.id, token)
+    with caplog.at_level(logging.WARNING, LOGGER):
+        response = post(client, result.id, token)
     assert response.status_code == 403
-    assert "no service account email" in response.json()["error"]
+    # How to configure it is for the log, not for whoever calls.
+    assert response.json() == REFUSED
+    refusal_logged(caplog, "no service account email")
     assert post(client, result.id, token, prefix="tasks").status_code == 403
     assert DatabaseTask.objects.get(pk=result.id).status == TaskResultStatus.READY
 
@@ -219,13 +299,32 @@ def test_certificates_are_fetched_once_and_refetched_for_a_new_key(
     assert certs_server.fetches == before + 2
 
 
-def test_unreachable_certificates_refuse(client, configure, signing_key):
+def test_unreachable_certificates_refuse(client, configure, signing_key, caplog):
     configure(
         OIDC_SERVICE_ACCOUNT_EMAIL=SERVICE_ACCOUNT,
         OIDC_CERTS_URL="http://127.0.0.1:9/certs",
     )
     result = add.enqueue(2, 3)
     token = signing_key.id_token(audience=AUDIENCE, email=SERVICE_ACCOUNT)
-    response = post(client, result.id, token)
+    with caplog.at_level(logging.WARNING, LOGGER):
+        response = post(client, result.id, token)
     assert response.status_code == 403
-    assert "Could not fetch the token signing certificates" in response.json()["error"]
+    assert response.json() == REFUSED
+    refusal_logged(
+        caplog,
+        "Could not fetch the token signing certificates from http://127.0.0.1:9/certs",
+    )
+
+
+def test_handler_without_audience_refuses_and_logs(
+    configure, signing_key, caplog, monkeypatch
+):
+    monkeypatch.delenv("GCE_METADATA_HOST")
+    handler = CloudTasksOIDCAuth(
+        configure(TASK_HANDLER_URL=None), SERVICE_ACCOUNT_EMAIL=SERVICE_ACCOUNT
+    )
+    token = signing_key.id_token(audience=AUDIENCE, email=SERVICE_ACCOUNT)
+    request = RequestFactory().post("/", headers={"Authorization": f"Bearer {token}"})
+    with caplog.at_level(logging.WARNING, LOGGER):
+        assert handler.authenticate(request) is False
+    refusal_logged(caplog, "has no audience")
