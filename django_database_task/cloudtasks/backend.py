@@ -13,6 +13,7 @@ from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, TaskResult
 from google.api_core.exceptions import GoogleAPIError
 
 from ..backends import DatabaseTaskBackend
+from ..models import DatabaseTask
 from . import client as cloud
 from .detection import detect_gcp_location, detect_gcp_project, detect_task_handler_host
 from .oidc import GOOGLE_CERTS_URL
@@ -31,8 +32,9 @@ def _origin(url: str) -> str:
 class CloudTasksDatabaseBackend(DatabaseTaskBackend):
     """Stores tasks like DatabaseTaskBackend and, once the enqueueing
     transaction commits, creates a Cloud Task that POSTs the task id to
-    ``execute/``. The database stays the source of truth: if Cloud Tasks is
-    unreachable the task waits READY for a worker, nothing is lost.
+    ``execute/``; cancelling the task deletes that Cloud Task again. The
+    database stays the source of truth: if Cloud Tasks is unreachable the
+    task waits READY for a worker, nothing is lost.
     """
 
     def __init__(self, alias, params):
@@ -79,11 +81,11 @@ class CloudTasksDatabaseBackend(DatabaseTaskBackend):
             return self._handler_url
         url = self.options.get("TASK_HANDLER_URL")
         if not url:
-            host = detect_task_handler_host()
-            if not host:
+            origin = detect_task_handler_host()
+            if not origin:
                 return None
             path = self.options.get("TASK_HANDLER_PATH", DEFAULT_HANDLER_PATH)
-            url = f"https://{host}{path}"
+            url = f"{origin}{path}"
         wanted = {"fail_on_error": "true"}
         if self.retry_failed_tasks:
             wanted["allow_retry"] = "true"
@@ -186,6 +188,43 @@ class CloudTasksDatabaseBackend(DatabaseTaskBackend):
             return False
         logger.debug("Created Cloud Task %s.", cloud_task.name)
         return True
+
+    # Cancelling.
+
+    def on_tasks_cancelled(self, task_ids: list[str]) -> None:
+        """Withdraw the Cloud Tasks of cancelled tasks once the cancel commits
+        (a rollback keeps them, as it keeps the tasks READY)."""
+        if task_ids:
+            transaction.on_commit(
+                partial(self.delete_cloud_tasks, list(task_ids)), using=self.database
+            )
+
+    def delete_cloud_tasks(self, task_ids: list[str]) -> None:
+        """Delete the Cloud Task of each task. Never raises, and stops at the
+        first failure rather than wait on Cloud Tasks once per task: a Cloud
+        Task left behind is harmless, execute/ refuses a cancelled task."""
+        rows = DatabaseTask.objects.using(self.database).filter(pk__in=task_ids)
+        left = len(task_ids)
+        try:
+            client, target = self.client(), self.target()
+            names = [
+                cloud.task_name(client, target, queue_name=queue, task_id=str(pk))
+                for pk, queue in rows.values_list("pk", "queue_name")
+            ]
+            left = len(names)
+            for name in names:
+                if not cloud.delete_task(client, name, timeout=self.timeout):
+                    logger.debug("Cloud Task %s was already gone.", name)
+                left -= 1
+        except Exception as error:
+            logger.warning(
+                "Could not delete the Cloud Tasks of %d cancelled task(s) "
+                "(%s: %s); execute/ will refuse them when they fire.",
+                left,
+                type(error).__name__,
+                error,
+                exc_info=not isinstance(error, ImproperlyConfigured | GoogleAPIError),
+            )
 
     def builtin_auth_handlers(self) -> list[dict]:
         """With OIDC configured, execute/ and purge/ accept Cloud Tasks' (and

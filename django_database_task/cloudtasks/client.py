@@ -1,4 +1,5 @@
-"""Creating one Cloud Task per database task with the google-cloud-tasks client."""
+"""The Cloud Task of each database task, created and deleted with the
+google-cloud-tasks client."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,14 @@ def make_client(
     return tasks_v2.CloudTasksClient(transport=transport, client_options=options)
 
 
+def task_name(
+    client: tasks_v2.CloudTasksClient, target: Target, *, queue_name: str, task_id: str
+) -> str:
+    """The Cloud Task of a database task is named after its id, so that it
+    can be deduplicated on create and found again to delete."""
+    return client.task_path(target.project, target.location, queue_name, task_id)
+
+
 def build_task(
     client: tasks_v2.CloudTasksClient,
     target: Target,
@@ -57,7 +66,7 @@ def build_task(
         )
     parent = client.queue_path(target.project, target.location, queue_name)
     task = tasks_v2.Task(
-        name=client.task_path(target.project, target.location, queue_name, task_id),
+        name=task_name(client, target, queue_name=queue_name, task_id=task_id),
         http_request=request,
     )
     if run_after is not None:
@@ -73,6 +82,15 @@ def is_duplicate(error: Exception) -> bool:
     return isinstance(error, api_exceptions.Conflict)
 
 
+def _retry(timeout: float) -> api_retry.Retry:
+    return api_retry.Retry(
+        predicate=api_retry.if_transient_error,
+        initial=0.1,
+        maximum=1.0,
+        timeout=timeout,
+    )
+
+
 def create_task(
     client: tasks_v2.CloudTasksClient,
     parent: str,
@@ -82,10 +100,16 @@ def create_task(
 ) -> None:
     """Create the task, retrying transient errors within ``timeout`` seconds in
     all (safe: a repeated create of a named task is refused, not doubled)."""
-    retry = api_retry.Retry(
-        predicate=api_retry.if_transient_error,
-        initial=0.1,
-        maximum=1.0,
-        timeout=timeout,
-    )
-    client.create_task(parent=parent, task=task, retry=retry, timeout=timeout)
+    client.create_task(parent=parent, task=task, retry=_retry(timeout), timeout=timeout)
+
+
+def delete_task(
+    client: tasks_v2.CloudTasksClient, name: str, *, timeout: float
+) -> bool:
+    """Delete the task, retrying like ``create_task``; False when Cloud Tasks
+    does not have it (already run, deleted, or never created): done too."""
+    try:
+        client.delete_task(name=name, retry=_retry(timeout), timeout=timeout)
+    except api_exceptions.NotFound:
+        return False
+    return True

@@ -1,4 +1,4 @@
-"""Where are we running? Project, region and public host from the environment.
+"""Where are we running? Project, region and public URL from the environment.
 
 Only the standard library is used here, and the metadata server is asked only
 on App Engine or Cloud Run (or when ``GCE_METADATA_HOST`` points at one), so a
@@ -59,11 +59,13 @@ def detect_gcp_location() -> str | None:
 
 
 def detect_task_handler_host() -> str | None:
-    """The public host name of this very deployment, or None.
+    """The public URL (scheme and host, no path) of this very deployment, or
+    None; callers append the path.
 
-    App Engine: ``VERSION-dot-SERVICE-dot-PROJECT.appspot.com``, so that a task
-    runs on the version that enqueued it. Cloud Run: the deterministic service
-    URL ``SERVICE-PROJECT_NUMBER.REGION.run.app``.
+    App Engine: ``https://VERSION-dot-PROJECT.appspot.com`` for the default
+    service, ``https://VERSION-dot-SERVICE-dot-PROJECT.appspot.com`` for the
+    others, so that a task runs on the version that enqueued it. Cloud Run:
+    the deterministic ``https://SERVICE-PROJECT_NUMBER.REGION.run.app``.
     """
     if is_app_engine():
         project = detect_gcp_project()
@@ -71,11 +73,13 @@ def detect_task_handler_host() -> str | None:
             return None
         service = os.environ["GAE_SERVICE"]
         version = os.environ["GAE_VERSION"]
-        return f"{version}-dot-{service}-dot-{project}.appspot.com"
+        if service == "default":
+            return f"https://{version}-dot-{project}.appspot.com"
+        return f"https://{version}-dot-{service}-dot-{project}.appspot.com"
     if is_cloud_run():
         number = read_metadata("project/numeric-project-id")
         region = detect_gcp_location()
         if not (number and region):
             return None
-        return f"{os.environ['K_SERVICE']}-{number}.{region}.run.app"
+        return f"https://{os.environ['K_SERVICE']}-{number}.{region}.run.app"
     return None

@@ -1,6 +1,7 @@
 """A stand-in for the Cloud Tasks REST API: it records created tasks, refuses
-a second task of the same name like Cloud Tasks does, and can deliver each
-task's HTTP request with a signed OIDC token, retrying on non-2xx answers."""
+a second task of the same name like Cloud Tasks does, deletes tasks, and can
+deliver each task's HTTP request with a signed OIDC token, retrying on
+non-2xx answers."""
 
 import base64
 import json
@@ -19,7 +20,11 @@ CREATE_PATH = re.compile(
     r"^/v2/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
     r"/queues/(?P<queue>[^/]+)/tasks$"
 )
+TASK_PATH = re.compile(
+    r"^/v2/(?P<name>projects/[^/]+/locations/[^/]+/queues/[^/]+/tasks/[^/]+)$"
+)
 POST = (1, "POST")
+NOT_FOUND = (404, {}, {"error": {"code": 404, "status": "NOT_FOUND"}})
 
 
 @dataclass
@@ -39,7 +44,9 @@ class CloudTasksServer(StandInServer):
         self.max_attempts = 3
         self.missing_queues: set[str] = set()
         self.created: list[dict] = []  # {"project", "location", "queue", "task"}
-        self.names: set[str] = set()
+        self.names: set[str] = set()  # every name ever used: never reusable
+        self.live: set[str] = set()  # created and not deleted
+        self.delete_error: int | None = None  # answer deletes with this status
         self.deliveries: dict[str, Delivery] = {}
         self._lock = threading.Lock()
 
@@ -49,12 +56,18 @@ class CloudTasksServer(StandInServer):
         assert len(found) == 1, f"{len(found)} tasks created for {task_id}"
         return found[0]
 
+    def has(self, task_id: str) -> bool:
+        """Whether the task named after ``task_id`` exists (not deleted)."""
+        return self.task(task_id)["task"]["name"] in self.live
+
     def handle(self, method, path, headers, body):
-        match = CREATE_PATH.match(path)
-        if method != "POST" or not match:
-            return 404, {}, {"error": {"code": 404, "status": "NOT_FOUND"}}
         if headers.get("Authorization") != f"Bearer {MetadataServer.ACCESS_TOKEN}":
             return 401, {}, {"error": {"code": 401, "status": "UNAUTHENTICATED"}}
+        if method == "DELETE" and TASK_PATH.match(path):
+            return self.delete(TASK_PATH.match(path).group("name"))
+        match = CREATE_PATH.match(path)
+        if method != "POST" or not match:
+            return NOT_FOUND
         task = json.loads(body)["task"]
         if match.group("queue") in self.missing_queues:
             return 404, {}, {"error": {"code": 404, "message": "Queue does not exist."}}
@@ -74,10 +87,21 @@ class CloudTasksServer(StandInServer):
                     },
                 )
             self.names.add(task["name"])
+            self.live.add(task["name"])
             self.created.append({**match.groupdict(), "task": task})
         if self.deliver:
             self.deliver_task(task["name"].rsplit("/", 1)[-1])
         return 200, {}, task
+
+    def delete(self, name: str):
+        if self.delete_error is not None:
+            status = self.delete_error
+            return status, {}, {"error": {"code": status, "message": "Stand-in."}}
+        with self._lock:
+            if name not in self.live:
+                return NOT_FOUND
+            self.live.remove(name)
+        return 200, {}, {}
 
     def deliver_task(self, task_id: str) -> Delivery:
         """Call the task's URL (again), in the background, as Cloud Tasks would."""

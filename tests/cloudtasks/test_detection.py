@@ -21,7 +21,8 @@ def test_cloud_run(monkeypatch, metadata_server):
     # Cloud Run sets no project variable: the metadata server knows it.
     assert detect_gcp_project() == "stand-in-project"
     assert detect_gcp_location() == "europe-west9"
-    assert detect_task_handler_host() == "web-123456789.europe-west9.run.app"
+    # A full URL: callers append the path to it.
+    assert detect_task_handler_host() == "https://web-123456789.europe-west9.run.app"
 
 
 def test_cloud_run_variables_win_over_the_metadata_server(monkeypatch, metadata_server):
@@ -31,7 +32,7 @@ def test_cloud_run_variables_win_over_the_metadata_server(monkeypatch, metadata_
     metadata_server.values["project/numeric-project-id"] = "42"
     assert detect_gcp_project() == "env-project"
     assert detect_gcp_location() == "asia-northeast1"
-    assert detect_task_handler_host() == "api-42.asia-northeast1.run.app"
+    assert detect_task_handler_host() == "https://api-42.asia-northeast1.run.app"
 
 
 def test_app_engine(monkeypatch, metadata_server):
@@ -43,9 +44,19 @@ def test_app_engine(monkeypatch, metadata_server):
     assert is_cloud_run() is False
     assert detect_gcp_project() == "gae-project"
     assert detect_gcp_location() == "us-central1"
-    # The version that enqueued the task runs it (blue/green deployments).
+    # The version that enqueued the task runs it (blue/green deployments);
+    # the default service has no service part in its host name.
     assert detect_task_handler_host() == (
-        "20260101t120000-dot-default-dot-gae-project.appspot.com"
+        "https://20260101t120000-dot-gae-project.appspot.com"
+    )
+
+
+def test_app_engine_other_service(monkeypatch, metadata_server):
+    monkeypatch.setenv("GAE_SERVICE", "worker")
+    monkeypatch.setenv("GAE_VERSION", "v7")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "gae-project")
+    assert detect_task_handler_host() == (
+        "https://v7-dot-worker-dot-gae-project.appspot.com"
     )
 
 

@@ -198,6 +198,17 @@ def test_everything_detected_on_cloud_run(configure, cloud_tasks, monkeypatch):
     assert list(task_backends["default"].check()) == []
 
 
+def test_everything_detected_on_app_engine(configure, cloud_tasks, monkeypatch):
+    monkeypatch.setenv("GAE_SERVICE", "default")
+    monkeypatch.setenv("GAE_VERSION", "v3")
+    configure(TASK_HANDLER_URL=None, OIDC_SERVICE_ACCOUNT_EMAIL=SERVICE_ACCOUNT)
+    result = add.enqueue(1, 2)
+    request = cloud_tasks.task(result.id)["task"]["httpRequest"]
+    host = "https://v3-dot-stand-in-project.appspot.com"
+    assert request["url"] == f"{host}/tasks/execute/{result.id}/?fail_on_error=true"
+    assert request["oidcToken"]["audience"] == host
+
+
 def test_handler_path_option(configure, cloud_tasks, monkeypatch):
     monkeypatch.setenv("K_SERVICE", "web")
     configure(TASK_HANDLER_URL=None, TASK_HANDLER_PATH="/jobs/{task_id}/run/")
