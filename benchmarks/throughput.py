@@ -29,8 +29,8 @@ from django.db import connection  # noqa: E402
 from django.tasks import task_backends  # noqa: E402
 
 from benchmarks.tasks import noop  # noqa: E402
+from django_database_task.engine.worker import Worker  # noqa: E402
 from django_database_task.models import DatabaseTask  # noqa: E402
-from django_database_task.worker import Worker  # noqa: E402
 
 
 def enqueue(count: int) -> float:

@@ -14,10 +14,9 @@ from django.tasks.exceptions import InvalidTaskBackend, TaskResultDoesNotExist
 from django.utils import timezone
 
 from .backends import DatabaseTaskBackend
-from .claim import claim_task_by_id, claim_tasks
+from .engine.worker import Worker
 from .models import DatabaseTask
 from .validation import check_text
-from .worker import make_worker_id, run_claimed
 
 
 def get_backend(backend_name: str = DEFAULT_TASK_BACKEND_ALIAS) -> DatabaseTaskBackend:
@@ -43,14 +42,8 @@ def process_one_task(
     backend_name: str = DEFAULT_TASK_BACKEND_ALIAS,
 ) -> TaskResult | None:
     """Claim and run the next due task; None when there is none."""
-    backend = get_backend(backend_name)
-    rows = claim_tasks(
-        using=backend.database,
-        backend_name=backend.alias,
-        worker_id=make_worker_id(),
-        queue_names=_queue_names(queue_name),
-    )
-    return run_claimed(backend, rows[0]) if rows else None
+    results = _run_tasks(queue_name, backend_name, max_tasks=1)
+    return results[0] if results else None
 
 
 def process_tasks(
@@ -62,12 +55,19 @@ def process_tasks(
     have run."""
     if isinstance(max_tasks, bool) or not isinstance(max_tasks, int) or max_tasks < 1:
         raise ValueError(f"max_tasks must be a positive integer, not {max_tasks!r}.")
-    results = []
-    while len(results) < max_tasks:
-        result = process_one_task(queue_name=queue_name, backend_name=backend_name)
-        if result is None:
-            break
-        results.append(result)
+    return _run_tasks(queue_name, backend_name, max_tasks=max_tasks)
+
+
+def _run_tasks(
+    queue_name: str | None, backend_name: str, max_tasks: int
+) -> list[TaskResult]:
+    results: list[TaskResult] = []
+    Worker(
+        get_backend(backend_name),
+        queue_names=_queue_names(queue_name),
+        max_tasks=max_tasks,
+        on_result=results.append,
+    ).run()
     return results
 
 
@@ -89,21 +89,14 @@ def run_task_by_id(
     else:
         backend = _backend_of_task(task_id)
     try:
-        row = claim_task_by_id(
-            using=backend.database,
-            task_id=task_id,
-            backend_name=backend.alias,
-            worker_id=make_worker_id(),
-            allow_retry=allow_retry,
-        )
+        result = Worker(backend).run_task(task_id, allow_retry=allow_retry)
     except (ValidationError, ValueError, TypeError):
         raise TaskResultDoesNotExist(task_id) from None
-    if row is None:
+    if result is None:
         # Only now tell "unknown" from "not runnable": the claim is the
         # common case and needs no second query.
         backend.get_row(task_id)
-        return None
-    return run_claimed(backend, row)
+    return result
 
 
 def _backend_of_task(task_id: str) -> DatabaseTaskBackend:

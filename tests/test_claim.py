@@ -6,7 +6,7 @@ import pytest
 from django.tasks import TaskResultStatus
 from django.utils import timezone
 
-from django_database_task.claim import claim_task_by_id, claim_tasks
+from django_database_task.engine.claim import claim_task_by_id, claim_tasks
 from django_database_task.models import DatabaseTask
 from tests import tasks
 

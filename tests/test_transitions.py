@@ -4,8 +4,9 @@ again unless a person retries it."""
 import pytest
 from django.test import override_settings
 
-from django_database_task import process_tasks, run_task_by_id, transitions
+from django_database_task import process_tasks, run_task_by_id
 from django_database_task.backends import DatabaseTaskBackend
+from django_database_task.engine import transitions
 from django_database_task.models import DatabaseTask
 from tests import tasks
 from tests.admin.factories import make_task

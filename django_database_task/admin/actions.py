@@ -16,8 +16,8 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from .. import transitions
 from ..api import run_task_by_id
+from ..engine import transitions
 
 READY = TaskResultStatus.READY
 RUNNING = TaskResultStatus.RUNNING

@@ -7,8 +7,8 @@ from django.test.utils import override_settings
 from django.utils import timezone
 
 from django_database_task.admin.actions import INLINE_RUN_LIMIT
+from django_database_task.engine.transitions import CANCELLED_PATH
 from django_database_task.models import DatabaseTask
-from django_database_task.transitions import CANCELLED_PATH
 from tests.endpoints import BEARER, TOKEN, tasks_setting
 
 from .factories import failed_task, finished_task, make_task, messages_of

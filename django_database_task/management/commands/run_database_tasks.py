@@ -6,8 +6,8 @@ from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, TaskResult, TaskResultStatu
 from django.tasks.exceptions import InvalidTaskBackend
 
 from django_database_task.api import get_backend
+from django_database_task.engine.worker import Worker
 from django_database_task.validation import check_text
-from django_database_task.worker import Worker
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # A day: longer waits gain nothing, and select() cannot wait forever.

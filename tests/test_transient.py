@@ -3,12 +3,12 @@
 import pytest
 from django.db import OperationalError
 
-from django_database_task import retry
+from django_database_task.engine import transient
 
 
 @pytest.fixture(autouse=True)
 def no_pauses(monkeypatch):
-    monkeypatch.setattr(retry, "DELAYS", (0, 0, 0))
+    monkeypatch.setattr(transient, "DELAYS", (0, 0, 0))
 
 
 def flaky(failures):
@@ -25,13 +25,13 @@ def flaky(failures):
 
 @pytest.mark.django_db
 def test_an_operation_that_recovers_returns_its_result():
-    assert retry.retry_transient(flaky(2), using="default") == 3
+    assert transient.tolerate(flaky(2), using="default") == 3
 
 
 @pytest.mark.django_db
 def test_an_operation_that_keeps_failing_raises_the_last_error():
     with pytest.raises(OperationalError, match="database is locked"):
-        retry.retry_transient(flaky(10), using="default")
+        transient.tolerate(flaky(10), using="default")
 
 
 def test_other_errors_are_not_retried():
@@ -39,4 +39,4 @@ def test_other_errors_are_not_retried():
         raise ValueError("not transient")
 
     with pytest.raises(ValueError):
-        retry.retry_transient(broken, using="default")
+        transient.tolerate(broken, using="default")

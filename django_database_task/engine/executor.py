@@ -13,12 +13,12 @@ from django.tasks import TaskContext, TaskResult, TaskResultStatus
 from django.tasks.base import TaskError
 from django.tasks.signals import task_started
 
-from .models import DatabaseTask
-from .results import load_task, to_task_result
-from .validation import to_json
+from ..models import DatabaseTask
+from ..results import load_task, to_task_result
+from ..validation import to_json
 
 if TYPE_CHECKING:
-    from .backends import DatabaseTaskBackend
+    from ..backends import DatabaseTaskBackend
 
 
 @dataclass

@@ -7,9 +7,9 @@ from django.tasks import TaskResult, TaskResultStatus
 from django.tasks.signals import task_finished
 from django.utils import timezone
 
+from ..models import DatabaseTask
 from .executor import Outcome
-from .models import DatabaseTask
-from .retry import retry_transient
+from .transient import tolerate
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def complete(outcome: Outcome, *, using: str, sender: type) -> TaskResult:
     running = DatabaseTask.objects.using(using).filter(
         pk=outcome.row.pk, status=TaskResultStatus.RUNNING
     )
-    updated = retry_transient(
+    updated = tolerate(
         lambda: running.update(
             status=outcome.status,
             finished_at=finished_at,

@@ -9,8 +9,8 @@ from django.db.models import QuerySet
 from django.tasks import TaskResultStatus, task_backends
 from django.utils import timezone
 
-from .models import DatabaseTask
-from .sql import AppendError
+from ..models import DatabaseTask
+from ..sql import AppendError
 
 READY = TaskResultStatus.READY
 RUNNING = TaskResultStatus.RUNNING

@@ -1,26 +1,26 @@
-"""The worker loop: claim, execute, complete, and wait when there is nothing due.
+"""The claim-and-run loop: claim, execute, complete, and wait when nothing is due.
 
-Each part has one job and lives in its own module (``claim``, ``executor``,
-``completer``); this module only drives them and owns the stop/wake state.
+The worker command, the programmatic API, the HTTP endpoints and the admin
+all run tasks through a ``Worker``, so every path has the same transient-error
+handling and one worker id per run.
 """
 
 import logging
 import os
-import select
 import socket
 from collections.abc import Callable, Sequence
-from contextlib import suppress
 
 from django.db import DatabaseError, close_old_connections, connections
 from django.tasks import TaskResult
 from django.utils.crypto import get_random_string
 
-from .backends import DatabaseTaskBackend
-from .claim import claim_tasks
+from ..backends import DatabaseTaskBackend
+from ..models import DatabaseTask
+from .claim import claim_task_by_id, claim_tasks
 from .completer import complete
 from .executor import execute
-from .models import DatabaseTask
-from .retry import retry_transient
+from .transient import tolerate
+from .waker import Waker
 
 logger = logging.getLogger(__name__)
 
@@ -30,44 +30,12 @@ def make_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{get_random_string(6)}"
 
 
-def run_claimed(backend: DatabaseTaskBackend, row: DatabaseTask) -> TaskResult:
-    """Execute a task this process has claimed and store its outcome."""
-    outcome = execute(row, backend)
-    _discard_broken_connections()
-    return complete(outcome, using=backend.database, sender=type(backend))
-
-
 def _discard_broken_connections() -> None:
     """A task may leave a connection broken; drop it so the next query
     reconnects, without closing healthy ones between tasks."""
     for connection in connections.all(initialized_only=True):
         if connection.errors_occurred:
             connection.close_if_unusable_or_obsolete()
-
-
-class Waker:
-    """An idle wait that a signal handler can end at once (a self-pipe)."""
-
-    def __init__(self) -> None:
-        self._read, self._write = os.pipe()
-        os.set_blocking(self._read, False)
-        os.set_blocking(self._write, False)
-
-    def wait(self, timeout: float) -> None:
-        readable, _, _ = select.select([self._read], [], [], timeout)
-        if readable:
-            with suppress(BlockingIOError):
-                while os.read(self._read, 512):
-                    pass
-
-    def wake(self) -> None:
-        # A full pipe means the waiter wakes anyway.
-        with suppress(BlockingIOError):
-            os.write(self._write, b"\0")
-
-    def close(self) -> None:
-        os.close(self._read)
-        os.close(self._write)
 
 
 class Worker:
@@ -98,26 +66,39 @@ class Worker:
         self._waker = Waker()
 
     def stop(self) -> None:
-        """Start nothing new; safe to call from a signal handler."""
+        """Start nothing new; safe to call from a signal handler, any time."""
         self.stopping = True
         self._waker.wake()
 
     def run(self) -> int:
         """Return the number of tasks run."""
-        try:
-            while not self.stopping and not self._reached_max():
-                rows = self._claim()
-                if rows:
-                    for row in rows:
-                        self._run(row)
-                    continue
-                if not self.continuous:
-                    break
-                close_old_connections()
-                self._waker.wait(self.interval)
-        finally:
-            self._waker.close()
+        while not self.stopping and not self._reached_max():
+            rows = self._claim()
+            if rows:
+                for row in rows:
+                    self._run(row)
+                continue
+            if not self.continuous:
+                break
+            close_old_connections()
+            self._waker.wait(self.interval)
         return self.processed
+
+    def run_task(self, task_id: str, *, allow_retry: bool = False) -> TaskResult | None:
+        """Run the task ``task_id`` of the backend now, due or not; None if it
+        is not runnable. A malformed id raises ValidationError."""
+        database = self.backend.database
+        row = tolerate(
+            lambda: claim_task_by_id(
+                using=database,
+                task_id=task_id,
+                backend_name=self.backend.alias,
+                worker_id=self.worker_id,
+                allow_retry=allow_retry,
+            ),
+            using=database,
+        )
+        return self._run(row) if row is not None else None
 
     def _reached_max(self) -> bool:
         return bool(self.max_tasks) and self.processed >= self.max_tasks
@@ -133,7 +114,7 @@ class Worker:
             )
 
         try:
-            return retry_transient(claim, using=self.backend.database)
+            return tolerate(claim, using=self.backend.database)
         except DatabaseError:
             if not self.continuous:
                 raise
@@ -141,8 +122,13 @@ class Worker:
             close_old_connections()
             return []
 
-    def _run(self, row: DatabaseTask) -> None:
-        result = run_claimed(self.backend, row)
+    def _run(self, row: DatabaseTask) -> TaskResult:
+        outcome = execute(row, self.backend)
+        _discard_broken_connections()
+        result = complete(
+            outcome, using=self.backend.database, sender=type(self.backend)
+        )
         self.processed += 1
         if self.on_result is not None:
             self.on_result(result)
+        return result

@@ -11,8 +11,8 @@ from datetime import datetime
 from django.db import connections, transaction
 from django.utils import timezone
 
-from .models import DatabaseTask
-from .sql import Dialect, dialect_for
+from ..models import DatabaseTask
+from ..sql import Dialect, dialect_for
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""Retrying statements that fail for passing reasons.
+"""Riding out statements that fail for passing reasons.
 
 SQLite answers "database is locked" when a writer waited longer than its busy
 timeout, and any database can drop a connection; neither should cost a task
@@ -16,9 +16,9 @@ logger = logging.getLogger(__name__)
 DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)
 
 
-def retry_transient[T](operation: Callable[[], T], *, using: str) -> T:
-    """Run ``operation``, retrying it after an OperationalError with growing
-    pauses; the last failure is raised."""
+def tolerate[T](operation: Callable[[], T], *, using: str) -> T:
+    """Run ``operation``, running it again after an OperationalError with
+    growing pauses; the last failure is raised."""
     for delay in DELAYS:
         try:
             return operation()
