@@ -12,6 +12,7 @@ from tests.processes import start_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
 def status_of(result):
     return DatabaseTask.objects.get(pk=result.id).status
 
