@@ -49,6 +49,14 @@ class DatabaseTask(models.Model):
     return_value = models.JSONField(_("return value"), null=True, blank=True)
     errors = models.JSONField(_("errors"), default=list)
     worker_ids = models.JSONField(_("worker ids"), default=list)
+    # The worker holding the task while it is RUNNING: when that worker stops
+    # heartbeating, any live worker rescues the task.
+    worker_id = models.CharField(_("worker id"), max_length=255, blank=True, default="")
+    # Retry options, resolved when the task was enqueued, so that the
+    # rescuer can decide without importing the task's module.
+    max_attempts = models.PositiveIntegerField(_("max attempts"), default=1)
+    retry_backoff = models.FloatField(_("retry backoff"), default=1.0)
+    retry_backoff_max = models.FloatField(_("retry backoff max"), default=3600.0)
 
     class Meta:
         db_table = "django_database_task"
@@ -64,3 +72,37 @@ class DatabaseTask(models.Model):
     @property
     def attempts(self) -> int:
         return len(self.worker_ids)
+
+
+class WorkerState(models.TextChoices):
+    RUNNING = "RUNNING", _("Running")
+    STOPPING = "STOPPING", _("Stopping")
+
+
+class DatabaseTaskWorker(models.Model):
+    """A live worker, known by its heartbeat. A row whose heartbeat is older
+    than the rescue threshold is a dead worker: its tasks are rescued and the
+    row pruned."""
+
+    id = models.CharField(_("worker id"), max_length=255, primary_key=True)
+    backend_name = models.CharField(_("backend name"), max_length=100)
+    host = models.CharField(_("host"), max_length=255)
+    pid = models.PositiveIntegerField(_("process id"))
+    queues = models.JSONField(_("queues"), default=list)
+    concurrency = models.PositiveIntegerField(_("concurrency"), default=1)
+    state = models.CharField(
+        _("state"),
+        max_length=10,
+        choices=WorkerState.choices,
+        default=WorkerState.RUNNING,
+    )
+    started_at = models.DateTimeField(_("started at"))
+    last_heartbeat_at = models.DateTimeField(_("last heartbeat at"), db_index=True)
+
+    class Meta:
+        db_table = "django_database_task_worker"
+        verbose_name = _("task worker")
+        verbose_name_plural = _("task workers")
+
+    def __str__(self) -> str:
+        return self.id

@@ -1,17 +1,17 @@
 """Every vendor-specific SQL statement the queue runs, in one place.
 
-Everything else goes through the ORM. A ``Dialect`` builds the statements
-that differ between databases: the claim that marks rows RUNNING and appends
-the worker id to the JSON ``worker_ids`` list, and the claim indexes. At the
-end, the JSON expressions the admin needs and the ORM lacks.
+Everything else goes through the ORM. A ``Dialect`` owns what differs between
+databases: the claim (its statements and its transaction) that marks rows
+RUNNING and appends the worker id to the JSON ``worker_ids`` list, the claim
+by id, and the claim indexes. At the end, the JSON expressions the ORM lacks.
 
 ``'READY'`` is written as a literal rather than a parameter so that the
 planner matches it against the partial indexes' ``WHERE status = 'READY'``.
 """
 
 from collections.abc import Sequence
-from datetime import datetime
 
+from django.db import transaction
 from django.db.models import F, Func, IntegerField, JSONField, Value
 
 TABLE = "django_database_task"
@@ -20,21 +20,34 @@ Statement = tuple[str, list]
 
 
 class Dialect:
+    """The statements one vendor runs, and how its claim is transacted."""
+
     # Expression appending a parameter to the JSON array in worker_ids.
     append_worker_id: str
-    # SQLite has no row locks: its claim takes the write lock up front.
-    begin_immediate = False
-    # The claim returns the claimed rows; otherwise it only selects their ids
-    # and mark_claimed_statement() marks them in the same transaction.
-    claim_returns_claimed = True
     create_indexes: tuple[str, ...] = ()
     drop_indexes: tuple[str, ...] = ()
+
+    def claim(
+        self,
+        connection,
+        *,
+        columns: Sequence[str],
+        backend_name: str,
+        now,
+        worker_id: str,
+        queue_names: Sequence[str],
+        limit: int,
+    ) -> list[tuple]:
+        """Mark up to ``limit`` due READY tasks RUNNING for ``worker_id``,
+        highest priority first, then earliest due; return their ``columns``."""
+        raise NotImplementedError
 
     def _mark(self, now, worker_id: str) -> Statement:
         return (
             "status = 'RUNNING', started_at = COALESCE(started_at, %s), "
-            f"last_attempted_at = %s, worker_ids = {self.append_worker_id}",
-            [now, now, worker_id],
+            f"last_attempted_at = %s, worker_id = %s, "
+            f"worker_ids = {self.append_worker_id}",
+            [now, now, worker_id, worker_id],
         )
 
     def _select_claimable(
@@ -47,26 +60,6 @@ class Dialect:
             + (f" AND queue_name IN ({queues})" if queue_names else "")
             + " ORDER BY priority DESC, due_at LIMIT %s",
             [backend_name, now, *queue_names, limit],
-        )
-
-    def claim_statement(
-        self,
-        *,
-        backend_name: str,
-        now: datetime,
-        worker_id: str,
-        queue_names: Sequence[str],
-        limit: int,
-    ) -> Statement:
-        raise NotImplementedError
-
-    def mark_claimed_statement(self, *, now, worker_id: str, ids: list) -> Statement:
-        mark, params = self._mark(now, worker_id)
-        placeholders = ", ".join(["%s"] * len(ids))
-        return (
-            f"UPDATE {TABLE} SET {mark} "
-            f"WHERE status = 'READY' AND id IN ({placeholders})",
-            params + list(ids),
         )
 
     def claim_by_id_statement(
@@ -103,57 +96,85 @@ def _partial_claim_indexes() -> tuple[str, ...]:
 _DROP_CLAIM_INDEXES = ("DROP INDEX ddt_claim_idx", "DROP INDEX ddt_claim_queue_idx")
 
 
+def _columns(columns: Sequence[str], table: str = "") -> str:
+    prefix = f"{table}." if table else ""
+    return ", ".join(f"{prefix}{column}" for column in columns)
+
+
 class PostgreSQL(Dialect):
-    """One statement. The locked SELECT is a MATERIALIZED CTE: as a plain
-    ``IN (subquery)`` the planner may run it more than once, and with SKIP
-    LOCKED each run returns other rows, claiming more than ``limit``."""
+    """One statement, in autocommit: no transaction to hold open. The locked
+    SELECT is a MATERIALIZED CTE: as a plain ``IN (subquery)`` the planner
+    may run it more than once, and with SKIP LOCKED each run returns other
+    rows, claiming more than ``limit``."""
 
     append_worker_id = "worker_ids || jsonb_build_array(%s::text)"
     create_indexes = _partial_claim_indexes()
     drop_indexes = _DROP_CLAIM_INDEXES
 
-    def claim_statement(self, *, backend_name, now, worker_id, queue_names, limit):
+    def claim(
+        self, connection, *, columns, backend_name, now, worker_id, queue_names, limit
+    ):
         select, select_params = self._select_claimable(
             backend_name, now, queue_names, limit
         )
         mark, mark_params = self._mark(now, worker_id)
-        return (
-            f"WITH claimed AS MATERIALIZED ({select} FOR UPDATE SKIP LOCKED) "
-            f"UPDATE {TABLE} SET {mark} FROM claimed "
-            f"WHERE {TABLE}.id = claimed.id AND {TABLE}.status = 'READY' "
-            f"RETURNING {TABLE}.*",
-            select_params + mark_params,
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH claimed AS MATERIALIZED ({select} FOR UPDATE SKIP LOCKED) "
+                f"UPDATE {TABLE} SET {mark} FROM claimed "
+                f"WHERE {TABLE}.id = claimed.id AND {TABLE}.status = 'READY' "
+                f"RETURNING {_columns(columns, TABLE)}",
+                select_params + mark_params,
+            )
+            return cursor.fetchall()
 
 
 class SQLite(Dialect):
-    """One UPDATE ... RETURNING inside BEGIN IMMEDIATE; SQLite evaluates the
+    """One UPDATE ... RETURNING inside ``BEGIN IMMEDIATE``, which takes the
+    write lock up front so that claims from several processes queue up
+    instead of failing to upgrade a read lock. SQLite evaluates the
     uncorrelated subquery once."""
 
     append_worker_id = "json_insert(worker_ids, '$[#]', %s)"
-    begin_immediate = True
     create_indexes = _partial_claim_indexes()
     drop_indexes = _DROP_CLAIM_INDEXES
 
-    def claim_statement(self, *, backend_name, now, worker_id, queue_names, limit):
+    def claim(
+        self, connection, *, columns, backend_name, now, worker_id, queue_names, limit
+    ):
         select, select_params = self._select_claimable(
             backend_name, now, queue_names, limit
         )
         mark, mark_params = self._mark(now, worker_id)
-        return (
+        statement = (
             f"UPDATE {TABLE} SET {mark} WHERE id IN ({select}) "
-            "AND status = 'READY' RETURNING *",
-            mark_params + select_params,
+            f"AND status = 'READY' RETURNING {_columns(columns)}"
         )
+        if connection.in_atomic_block:
+            # Inside the caller's transaction (tests, mostly): it holds the lock.
+            with connection.cursor() as cursor:
+                cursor.execute(statement, mark_params + select_params)
+                return cursor.fetchall()
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                cursor.execute(statement, mark_params + select_params)
+                rows = cursor.fetchall()
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+        return rows
 
 
 class MySQL(Dialect):
-    """No UPDATE ... RETURNING: SELECT ... FOR UPDATE SKIP LOCKED, then
-    mark_claimed_statement(). InnoDB locks every row it scans, so the claim
-    indexes lead with the columns the claim filters on, in its order."""
+    """No UPDATE ... RETURNING: in one transaction, SELECT the ids ... FOR
+    UPDATE SKIP LOCKED, mark them, read them back. InnoDB locks every row it
+    scans, so the claim indexes lead with the columns the claim filters on,
+    in its order."""
 
     append_worker_id = "JSON_ARRAY_APPEND(worker_ids, '$', %s)"
-    claim_returns_claimed = False
     create_indexes = (
         f"CREATE INDEX ddt_claim_idx ON {TABLE} "
         "(status, backend_name, priority DESC, due_at)",
@@ -162,9 +183,27 @@ class MySQL(Dialect):
     )
     drop_indexes = tuple(f"{drop} ON {TABLE}" for drop in _DROP_CLAIM_INDEXES)
 
-    def claim_statement(self, *, backend_name, now, worker_id, queue_names, limit):
+    def claim(
+        self, connection, *, columns, backend_name, now, worker_id, queue_names, limit
+    ):
         select, params = self._select_claimable(backend_name, now, queue_names, limit)
-        return f"{select} FOR UPDATE SKIP LOCKED", params
+        mark, mark_params = self._mark(now, worker_id)
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            cursor.execute(f"{select} FOR UPDATE SKIP LOCKED", params)
+            ids = [row[0] for row in cursor.fetchall()]
+            if not ids:
+                return []
+            placeholders = ", ".join(["%s"] * len(ids))
+            cursor.execute(
+                f"UPDATE {TABLE} SET {mark} "
+                f"WHERE status = 'READY' AND id IN ({placeholders})",
+                mark_params + ids,
+            )
+            cursor.execute(
+                f"SELECT {_columns(columns)} FROM {TABLE} WHERE id IN ({placeholders})",
+                ids,
+            )
+            return cursor.fetchall()
 
 
 DIALECTS = {"postgresql": PostgreSQL(), "sqlite": SQLite(), "mysql": MySQL()}
