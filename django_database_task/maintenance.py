@@ -13,6 +13,8 @@ from .models import DatabaseTask
 PURGEABLE_STATUSES = (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
 DEFAULT_PURGE_STATUSES = ("SUCCESSFUL", "FAILED")
 MAX_BATCH_SIZE = 10_000
+# A century: older dates overflow soon after (days=1_000_000 is OverflowError).
+MAX_DAYS = 36_500
 
 
 def parse_statuses(statuses: str | Iterable[str]) -> list[str]:
@@ -35,12 +37,13 @@ def parse_statuses(statuses: str | Iterable[str]) -> list[str]:
     return names
 
 
-def _check_int(name: str, value: object, minimum: int, maximum: int | None) -> int:
+def _check_int(name: str, value: object, minimum: int, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be an integer, not {value!r}.")
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f"between {minimum} and {maximum}" if maximum else f">= {minimum}"
-        raise ValueError(f"{name} must be {bounds}, not {value}.")
+    if not minimum <= value <= maximum:
+        raise ValueError(
+            f"{name} must be between {minimum} and {maximum}, not {value}."
+        )
     return value
 
 
@@ -53,7 +56,7 @@ def purgeable_tasks(
 ) -> QuerySet[DatabaseTask]:
     """Finished tasks of the backend, finished more than ``days`` days ago
     (any time with ``days=0``)."""
-    _check_int("days", days, 0, None)
+    _check_int("days", days, 0, MAX_DAYS)
     backend = get_backend(backend_name)
     tasks = DatabaseTask.objects.using(backend.database).filter(
         backend_name=backend.alias, status__in=parse_statuses(statuses)

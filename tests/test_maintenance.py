@@ -57,6 +57,10 @@ def test_purge_in_small_batches_deletes_everything(finished):
     assert purge_completed_tasks(batch_size=1) == 4
 
 
+def test_purge_accepts_a_century(finished):
+    assert purge_completed_tasks(days=36_500) == 0
+
+
 def test_dry_run_counts_without_deleting(finished):
     assert purge_completed_tasks(days=7, dry_run=True) == 3
     assert len(statuses()) == 6
@@ -69,7 +73,9 @@ def test_dry_run_counts_without_deleting(finished):
         ({"statuses": "SUCCESSFUL,RUNNING"}, "Refusing to purge RUNNING tasks"),
         ({"statuses": "DONE"}, "Unknown status 'DONE'"),
         ({"statuses": ""}, "No status given"),
-        ({"days": -1}, "days must be >= 0"),
+        ({"days": -1}, "days must be between 0 and 36500"),
+        ({"days": 36_501}, "days must be between 0 and 36500"),
+        ({"days": 10**9}, "days must be between 0 and 36500"),
         ({"days": "7"}, "days must be an integer"),
         ({"batch_size": 0}, "batch_size must be between 1 and 10000"),
         ({"batch_size": 10001}, "batch_size must be between 1 and 10000"),
@@ -109,7 +115,8 @@ def test_command_options(finished):
     [
         (["--status", "READY"], "Refusing to purge READY tasks"),
         (["--status", "SUCCESSFUL,BOGUS"], "Unknown status 'BOGUS'"),
-        (["--days", "-3"], "days must be >= 0"),
+        (["--days", "-3"], "days must be between 0 and 36500"),
+        (["--days", "1000000"], "days must be between 0 and 36500"),
         (["--batch-size", "0"], "batch_size must be between 1 and 10000"),
         (["--backend", "missing"], "'missing' is not configured"),
     ],

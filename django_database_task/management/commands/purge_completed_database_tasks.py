@@ -5,6 +5,7 @@ from django.tasks.exceptions import InvalidTaskBackend
 from django_database_task.maintenance import (
     DEFAULT_PURGE_STATUSES,
     MAX_BATCH_SIZE,
+    MAX_DAYS,
     purge_completed_tasks,
 )
 
@@ -17,7 +18,8 @@ class Command(BaseCommand):
             "--days",
             type=int,
             default=0,
-            help="Delete tasks completed more than N days ago (0=all).",
+            help="Delete tasks completed more than N days ago "
+            f"(0=all, max: {MAX_DAYS}).",
         )
         parser.add_argument(
             "--status",
