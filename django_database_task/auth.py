@@ -15,6 +15,10 @@ and accepts it is found; with no handler, every request is refused. A backend
 class may add handlers of its own by defining ``builtin_auth_handlers()``,
 returning entries in the same format, which are tried after the configured
 ones.
+
+A handler with ``session_based = True`` accepts a credential that browsers
+send by themselves (a session cookie): the views then also require Django's
+CSRF check, and never let it authorise a GET that changes data.
 """
 
 import hashlib
@@ -24,12 +28,14 @@ import time
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends.dummy import DummyCache
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
+from django.middleware.csrf import CsrfViewMiddleware
 from django.tasks.backends.base import BaseTaskBackend
 from django.utils.module_loading import import_string
 
@@ -45,6 +51,9 @@ class AuthHandler:
     error rather than silently ignored.
     """
 
+    # True when the credential is one the browser sends by itself (cookies).
+    session_based: ClassVar[bool] = False
+
     def __init__(self, backend: BaseTaskBackend, **options: Any) -> None:
         if options:
             raise ImproperlyConfigured(
@@ -56,6 +65,23 @@ class AuthHandler:
     def authenticate(self, request: HttpRequest) -> bool:
         """True to let the request through; never raises for bad input."""
         raise NotImplementedError
+
+
+class _CsrfCheck(CsrfViewMiddleware):
+    """Django's CSRF check, giving the reason of a refusal instead of
+    Django's HTML 403 page."""
+
+    def _reject(self, request: HttpRequest, reason: str) -> str:
+        return reason
+
+
+def csrf_failure(request: HttpRequest) -> str | None:
+    """Why the request fails Django's CSRF check (CSRF_* settings, trusted
+    origins and the test client's exemption included), or None if it passes,
+    as safe methods always do."""
+    check = _CsrfCheck(lambda request: None)
+    check.process_request(request)
+    return check.process_view(request, None, (), {})
 
 
 @dataclass(frozen=True)
@@ -186,6 +212,8 @@ class BearerTokenAuth(AuthHandler):
 TIMESTAMP_HEADER = "X-Task-Timestamp"
 NONCE_HEADER = "X-Task-Nonce"
 SIGNATURE_HEADER = "X-Task-Signature"
+# Unix seconds have 10 digits until the year 2286; more is no timestamp.
+MAX_TIMESTAMP_DIGITS = 12
 
 
 def sign_request(
@@ -215,7 +243,8 @@ class HMACSignatureAuth(AuthHandler):
     ``MAX_AGE`` seconds (default 300) away from the server clock, in either
     direction, is refused, and so is a signature already seen within that
     window: seen signatures are kept in the Django cache named ``CACHE``
-    (default ``"default"``), which must be shared by all server processes.
+    (default ``"default"``), which must be shared by all server processes;
+    a DummyCache, which remembers nothing, is a configuration error.
     Options: ``SETTING`` or ``ENV`` (the secret), ``MAX_AGE``, ``CACHE``.
     """
 
@@ -238,13 +267,25 @@ class HMACSignatureAuth(AuthHandler):
             raise ImproperlyConfigured(
                 f"HMACSignatureAuth CACHE {CACHE!r} is not in CACHES."
             )
+        if isinstance(caches[CACHE], DummyCache):
+            raise ImproperlyConfigured(
+                f"HMACSignatureAuth CACHE {CACHE!r} is a DummyCache, which "
+                "remembers nothing, so replayed requests would be accepted; name "
+                "a cache shared by all server processes (database, Redis, "
+                "Memcached) in the CACHE option."
+            )
         self.max_age = MAX_AGE
         self.cache_alias = CACHE
 
     def authenticate(self, request: HttpRequest) -> bool:
         timestamp = request.headers.get(TIMESTAMP_HEADER, "")
         signature = request.headers.get(SIGNATURE_HEADER, "")
-        if not (timestamp.isascii() and timestamp.isdigit()) or not signature:
+        if not (
+            timestamp.isascii()
+            and timestamp.isdigit()
+            and len(timestamp) <= MAX_TIMESTAMP_DIGITS
+            and signature
+        ):
             return False
         age = time.time() - int(timestamp)
         if abs(age) > self.max_age:
@@ -269,6 +310,8 @@ class HMACSignatureAuth(AuthHandler):
 
 class StaffUserAuth(AuthHandler):
     """A logged-in, active staff user (session authentication)."""
+
+    session_based = True
 
     def authenticate(self, request: HttpRequest) -> bool:
         user = getattr(request, "user", None)

@@ -5,16 +5,21 @@ JSON, bad requests included. Mounted one by one the views do no
 authentication of their own (wrap them, e.g. in ``staff_member_required``);
 the bundled URLconf builds them with ``require_auth=True``, which refuses
 every request that the backend's ``AUTH_HANDLERS`` do not accept.
+
+The views are CSRF-exempt for callers with a credential in a header (bearer
+token, HMAC signature, OIDC token), which no other site can make a browser
+send. A request authorised by a session must pass Django's CSRF check, and a
+session never authorises GET purge/.
 """
 
-import json
 import logging
-import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
+from django.core.signals import setting_changed
 from django.db import connections
+from django.dispatch import receiver
 from django.http import HttpRequest, JsonResponse
 from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, TaskResult, TaskResultStatus
 from django.tasks.exceptions import InvalidTaskBackend, TaskResultDoesNotExist
@@ -29,23 +34,31 @@ from .api import (
     process_tasks,
     run_task_by_id,
 )
-from .auth import get_auth_handlers
-from .backends import DatabaseTaskBackend
+from .auth import csrf_failure, get_auth_handlers
 from .maintenance import (
     DEFAULT_PURGE_STATUSES,
     MAX_BATCH_SIZE,
+    MAX_DAYS,
     parse_statuses,
     purge_completed_tasks,
 )
+from .params import BadRequest, Params, parse_body, shown
 
 logger = logging.getLogger(__name__)
 
 MAX_TASKS_LIMIT = 100
-_INTEGER = re.compile(r"-?[0-9]+")
+# All an unauthenticated caller learns; the log says why.
+AUTHENTICATION_FAILED = "Authentication failed."
+
+# Configuration problems already logged: (backend alias, endpoint, problem).
+_reported: set[tuple[str, str, str]] = set()
 
 
-class BadRequest(Exception):
-    """A request parameter is invalid; the message says what is allowed."""
+@receiver(setting_changed)
+def _forget_reported(*, setting: str, **kwargs: Any) -> None:
+    """A new TASKS setting (in tests) deserves its own report."""
+    if setting == "TASKS":
+        _reported.clear()
 
 
 def error(message: str, status: int, **extra: Any) -> JsonResponse:
@@ -60,84 +73,6 @@ def result_json(result: TaskResult) -> dict[str, str]:
     }
 
 
-class Params:
-    """Request parameters from a JSON object or a query string, checked by
-    type and range."""
-
-    def __init__(self, data: Mapping[str, Any], *, from_query: bool) -> None:
-        self.data = data
-        self.from_query = from_query
-
-    @classmethod
-    def parse(cls, request: HttpRequest, *, from_body: bool) -> "Params":
-        if not from_body:
-            data = {}
-            for name, values in request.GET.lists():
-                if len(values) > 1:
-                    raise BadRequest(f"Query parameter {name!r} is repeated.")
-                data[name] = values[0]
-            return cls(data, from_query=True)
-        if request.GET:
-            raise BadRequest(
-                "This endpoint takes its parameters in a JSON body, not in the "
-                f"query string (got {', '.join(sorted(request.GET))})."
-            )
-        try:
-            data = json.loads(request.body or b"{}")
-        except ValueError as e:
-            raise BadRequest(f"The request body is not valid JSON ({e}).") from None
-        if not isinstance(data, dict):
-            raise BadRequest(
-                "The request body must be a JSON object such as "
-                f'{{"max_tasks": 10}}, not a JSON {type(data).__name__}.'
-            )
-        return cls(data, from_query=False)
-
-    def only(self, *allowed: str) -> "Params":
-        unknown = sorted(set(self.data) - set(allowed))
-        if unknown:
-            where = "query parameter" if self.from_query else "parameter"
-            raise BadRequest(
-                f"Unknown {where}(s) {', '.join(map(repr, unknown))}; "
-                f"allowed: {', '.join(allowed)}."
-            )
-        return self
-
-    def integer(self, name: str, default: int, low: int, high: int | None) -> int:
-        value = self.data.get(name, default)
-        if self.from_query and isinstance(value, str) and _INTEGER.fullmatch(value):
-            value = int(value)
-        bounds = f"from {low} to {high}" if high is not None else f"{low} or more"
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise BadRequest(f"{name} must be an integer {bounds}, not {value!r}.")
-        if value < low or (high is not None and value > high):
-            raise BadRequest(f"{name} must be an integer {bounds}, not {value}.")
-        return value
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self.data.get(name, default)
-        if self.from_query and isinstance(value, str):
-            if value.lower() in ("true", "false"):
-                return value.lower() == "true"
-            raise BadRequest(f'{name} must be "true" or "false", not {value!r}.')
-        if not isinstance(value, bool):
-            raise BadRequest(f"{name} must be true or false, not {value!r}.")
-        return value
-
-    def string(self, name: str) -> str | None:
-        value = self.data.get(name)
-        if value is not None and not isinstance(value, str):
-            raise BadRequest(f"{name} must be a string or null, not {value!r}.")
-        return value or None
-
-    def backend(self) -> DatabaseTaskBackend:
-        name = self.string("backend_name") or DEFAULT_TASK_BACKEND_ALIAS
-        try:
-            return get_backend(name)
-        except InvalidTaskBackend as e:
-            raise BadRequest(f"Invalid backend_name: {e}") from None
-
-
 def _auth_backend_name(data: object) -> str:
     """The backend a request names, for choosing its auth handlers; the
     default backend if the request names none (or nothing readable)."""
@@ -150,6 +85,13 @@ def _auth_backend_name(data: object) -> str:
     return DEFAULT_TASK_BACKEND_ALIAS
 
 
+def _has_session_user(request: HttpRequest) -> bool:
+    """Whether AuthenticationMiddleware found a logged-in user: a credential
+    the browser sends by itself, to forged requests too."""
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated)
+
+
 @method_decorator(csrf_exempt, name="dispatch")
 class TaskEndpointView(View):
     """JSON answers for every outcome, and the optional authentication."""
@@ -157,6 +99,8 @@ class TaskEndpointView(View):
     endpoint: ClassVar[str]
     # Whether POST parameters come in a JSON body (else: the query string).
     body_params: ClassVar[bool] = True
+    # Whether GET changes data, so that a session may not authorise it.
+    get_changes_data: ClassVar[bool] = False
     require_auth = False
 
     @classmethod
@@ -165,6 +109,9 @@ class TaskEndpointView(View):
         # Tasks commit their own claims and results: never wrap them in the
         # request transaction of ATOMIC_REQUESTS.
         view._non_atomic_requests = set(connections.settings)
+        # functools.wraps copies this onto a wrapper, where it names another
+        # function: the system check finds views mounted with no wrapper.
+        view.bare_view = view
         return view
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any):
@@ -174,8 +121,12 @@ class TaskEndpointView(View):
             return error(f"The request body is too large ({e}).", 413)
         if self.require_auth:
             refusal = self.refusal(request)
-            if refusal is not None:
-                return refusal
+        elif _has_session_user(request):
+            refusal = self.session_refusal(request)
+        else:
+            refusal = None
+        if refusal is not None:
+            return refusal
         method = (request.method or "").lower()
         if method not in self.http_method_names:
             allowed = [name.upper() for name in self.http_method_names]
@@ -192,11 +143,31 @@ class TaskEndpointView(View):
         except BadRequest as e:
             return error(str(e), 400)
 
+    def session_refusal(self, request: HttpRequest) -> JsonResponse | None:
+        """None when a request authorised by a session may go on: it must
+        not be a GET that changes data, and must pass the CSRF check."""
+        if request.method == "GET" and self.get_changes_data:
+            return error(
+                f"A session cannot authorise GET {self.endpoint}/, which deletes "
+                "data; use POST with the CSRF token (or a bearer token).",
+                403,
+            )
+        reason = csrf_failure(request)
+        if reason is None:
+            return None
+        logger.warning(
+            "Task endpoint %r refused a session request: CSRF check failed (%s).",
+            self.endpoint,
+            reason,
+        )
+        return error(f"CSRF check failed: {reason}", 403)
+
     def refusal(self, request: HttpRequest) -> JsonResponse | None:
-        """None when a handler of the named backend accepts the request."""
+        """None when a handler of the named backend accepts the request, else
+        a 403 that tells the caller nothing of the configuration."""
         if self.body_params and request.method == "POST":
             try:
-                data = json.loads(request.body or b"{}")
+                data = parse_body(request)
             except ValueError:
                 data = None
         else:
@@ -204,37 +175,65 @@ class TaskEndpointView(View):
         alias = _auth_backend_name(data)
         try:
             handlers = get_auth_handlers(get_backend(alias))
-        except (ImproperlyConfigured, InvalidTaskBackend):
-            logger.exception("Task endpoint authentication is misconfigured.")
-            return error(
-                f"Authentication of task backend {alias!r} is misconfigured; "
-                "the server log and `manage.py check` say why.",
-                403,
+        except (ImproperlyConfigured, InvalidTaskBackend) as e:
+            return self._misconfigured(
+                alias, f"its authentication is misconfigured: {e}"
             )
         handlers = [bound for bound in handlers if bound.applies_to(self.endpoint)]
         if not handlers:
-            return error(
-                f"No authentication is configured for the {self.endpoint!r} "
-                f"endpoint of task backend {alias!r}, so it refuses every request. "
-                f"Add OPTIONS['AUTH_HANDLERS'] to TASKS[{alias!r}], e.g. "
-                "[{'HANDLER': 'django_database_task.auth.BearerTokenAuth', "
-                "'OPTIONS': {'SETTING': 'TASK_API_TOKEN'}}]; see the README "
-                "section on securing the endpoints.",
-                403,
+            return self._misconfigured(
+                alias,
+                "no AUTH_HANDLERS entry applies to it. Add OPTIONS['AUTH_HANDLERS'] "
+                f"to TASKS[{alias!r}], e.g. [{{'HANDLER': "
+                "'django_database_task.auth.BearerTokenAuth', 'OPTIONS': "
+                "{'SETTING': 'TASK_API_TOKEN'}}]; see the README section on "
+                "securing the endpoints",
             )
+        session_refusal = None
         for bound in handlers:
+            handler = bound.handler
             try:
-                if bound.handler.authenticate(request):
+                accepted = handler.authenticate(request)
+            except Exception as e:
+                # Fail closed, with a trace that an anonymous caller cannot
+                # turn into a flood of tracebacks.
+                logger.warning(
+                    "Auth handler %s of task backend %r raised %s: %s",
+                    type(handler).__name__,
+                    alias,
+                    type(e).__name__,
+                    e,
+                )
+                continue
+            if accepted and not handler.session_based:
+                return None
+            if accepted:
+                session_refusal = self.session_refusal(request)
+                if session_refusal is None:
                     return None
-            except Exception:
-                # Fail closed, but leave a trace: a crash is not a refusal.
-                logger.exception("Auth handler %r failed.", bound.handler)
-        return error(
-            f"Authentication failed: no handler configured for the "
-            f"{self.endpoint!r} endpoint of task backend {alias!r} accepted "
-            "these credentials.",
-            403,
+        if session_refusal is not None:
+            return session_refusal
+        logger.warning(
+            "Task endpoint %r of task backend %r refused a request: no handler "
+            "accepted its credentials.",
+            self.endpoint,
+            alias,
         )
+        return error(AUTHENTICATION_FAILED, 403)
+
+    def _misconfigured(self, alias: str, problem: str) -> JsonResponse:
+        """Refuse, and log the problem once per process rather than once per
+        request that anyone can send."""
+        key = (alias, self.endpoint, problem)
+        if key not in _reported:
+            _reported.add(key)
+            logger.warning(
+                "The %r endpoint of task backend %r refuses every request: %s.",
+                self.endpoint,
+                alias,
+                problem,
+            )
+        return error(AUTHENTICATION_FAILED, 403)
 
 
 class RunTasksView(TaskEndpointView):
@@ -336,6 +335,7 @@ class PurgeCompletedTasksView(TaskEndpointView):
 
     endpoint = "purge"
     http_method_names = ["get", "post"]
+    get_changes_data = True
 
     def get(self, request: HttpRequest) -> JsonResponse:
         return self.purge(Params.parse(request, from_body=False))
@@ -345,7 +345,7 @@ class PurgeCompletedTasksView(TaskEndpointView):
 
     def purge(self, params: Params) -> JsonResponse:
         params.only("days", "status", "batch_size", "dry_run", "backend_name")
-        days = params.integer("days", 0, 0, None)
+        days = params.integer("days", 0, 0, MAX_DAYS)
         batch_size = params.integer("batch_size", 1000, 1, MAX_BATCH_SIZE)
         dry_run = params.boolean("dry_run", False)
         statuses = params.data.get("status", ",".join(DEFAULT_PURGE_STATUSES))
@@ -358,7 +358,7 @@ class PurgeCompletedTasksView(TaskEndpointView):
         ):
             raise BadRequest(
                 'status must be a comma-separated string such as "SUCCESSFUL,FAILED" '
-                f"or a list of such names, not {statuses!r}."
+                f"or a list of such names, not {shown(statuses)}."
             )
         try:
             statuses = parse_statuses(statuses)

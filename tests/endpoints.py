@@ -5,7 +5,9 @@ import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.test import Client
+from django.conf import settings as django_settings
+from django.middleware.csrf import get_token
+from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from django_database_task import process_tasks
@@ -51,6 +53,25 @@ class Api:
 
     def request(self, method: str, path: str):
         return self.client.generic(method, self.prefix + path, headers=self.headers)
+
+
+def header_api(mount: str, client: Client, settings) -> Api:
+    """A caller with a bearer token and no session, the only kind that may
+    purge by GET: the bundled URLconf, or views wrapped in the token
+    decorator of ``tests.urls`` (``mount="token"``)."""
+    settings.TASK_API_TOKEN = TOKEN
+    settings.TASKS = tasks_setting(AUTH_HANDLERS=[BEARER])
+    prefix = "/tasks/" if mount == "bundled" else f"/{mount}/"
+    return Api(client, prefix, {"Authorization": f"Bearer {TOKEN}"})
+
+
+def csrf_token(client: Client) -> str:
+    """A CSRF token for ``client``, its secret set as the CSRF cookie, as a
+    page rendering ``{% csrf_token %}`` would."""
+    request = RequestFactory().get("/")
+    token = get_token(request)
+    client.cookies[django_settings.CSRF_COOKIE_NAME] = request.META["CSRF_COOKIE"]
+    return token
 
 
 def finish(*results, days_ago: float = 0) -> None:

@@ -247,6 +247,24 @@ def test_hmac_refuses_missing_or_malformed_headers(signer, drop, replace):
     assert not signer.authenticate(request)
 
 
+@pytest.mark.parametrize("timestamp", ["1" * 5000, "0" * 13, "9" * 13])
+def test_hmac_refuses_a_timestamp_of_absurd_length(signer, timestamp):
+    request = signed()
+    request.META["HTTP_X_TASK_TIMESTAMP"] = timestamp
+    assert signer.authenticate(request) is False
+
+
+def test_hmac_accepts_a_zero_padded_timestamp(signer):
+    """Up to 12 digits, leading zeros included, is a timestamp."""
+    now = int(time.time())
+    request = signed(timestamp=now)
+    request.META["HTTP_X_TASK_TIMESTAMP"] = f"{now:012d}"
+    request.META["HTTP_X_TASK_SIGNATURE"] = sign_request(
+        SECRET, "POST", "/tasks/run/?x=1", b'{"max_tasks": 5}', now
+    )
+    assert signer.authenticate(request)
+
+
 def test_hmac_reads_the_secret_from_an_environment_variable(backend, monkeypatch):
     monkeypatch.setenv("DDT_TEST_HMAC", SECRET)
     assert HMACSignatureAuth(backend, ENV="DDT_TEST_HMAC").authenticate(signed())
@@ -264,6 +282,16 @@ def test_hmac_reads_the_secret_from_an_environment_variable(backend, monkeypatch
 def test_hmac_refuses_bad_options(signer, backend, options, message):
     with pytest.raises(ImproperlyConfigured, match=message):
         HMACSignatureAuth(backend, SETTING="TASK_HMAC_SECRET", **options)
+
+
+def test_hmac_refuses_a_cache_that_remembers_nothing(settings, backend):
+    """With a DummyCache every replay would be accepted."""
+    settings.TASK_HMAC_SECRET = SECRET
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}
+    }
+    with pytest.raises(ImproperlyConfigured, match="DummyCache"):
+        HMACSignatureAuth(backend, SETTING="TASK_HMAC_SECRET")
 
 
 def test_hmac_refuses_an_empty_secret(settings, backend):

@@ -9,9 +9,16 @@ from django.test import Client
 
 from django_database_task.models import DatabaseTask
 from tests import tasks
-from tests.endpoints import BEARER, TOKEN, tasks_setting
+from tests.endpoints import BEARER, TOKEN, Api, header_api, tasks_setting
 
 POST_BODY_ENDPOINTS = ["run/", "run-one/", "purge/"]
+
+
+@pytest.fixture(params=["bundled", "token"])
+def cron(request, db, settings, client) -> Api:
+    """GET purge/ callers: a header credential, as a session cannot purge by
+    GET."""
+    return header_api(request.param, client, settings)
 
 
 def assert_error(response, status: int, *fragments: str) -> None:
@@ -56,8 +63,8 @@ def test_batch_size_outside_1_to_10000_post(api, batch_size):
 
 
 @pytest.mark.parametrize("batch_size", ["0", "10001", "abc", "1.5", ""])
-def test_batch_size_outside_1_to_10000_get(api, batch_size):
-    response = api.get("purge/", {"batch_size": batch_size})
+def test_batch_size_outside_1_to_10000_get(cron, batch_size):
+    response = cron.get("purge/", {"batch_size": batch_size})
     assert_error(response, 400, "batch_size must be an integer from 1 to 10000")
 
 
@@ -67,31 +74,37 @@ def test_negative_or_non_integer_days_post(api, days):
 
 
 @pytest.mark.parametrize("days", ["-1", "seven"])
-def test_negative_or_non_integer_days_get(api, days):
-    assert_error(api.get("purge/", {"days": days}), 400, "days must be an integer")
+def test_negative_or_non_integer_days_get(cron, days):
+    assert_error(cron.get("purge/", {"days": days}), 400, "days must be an integer")
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
-@pytest.mark.parametrize("status", ["DONE", "SUCCESSFUL,NOPE", "", ","])
-def test_unknown_status(api, method, status):
-    response = (
-        api.get("purge/", {"status": status})
-        if method == "GET"
-        else api.post("purge/", {"status": status})
-    )
+UNKNOWN_STATUSES = ["DONE", "SUCCESSFUL,NOPE", "", ","]
+UNFINISHED_STATUSES = ["READY", "RUNNING", "SUCCESSFUL,running"]
+
+
+@pytest.mark.parametrize("status", UNKNOWN_STATUSES)
+def test_unknown_status_post(api, status):
+    response = api.post("purge/", {"status": status})
     assert_error(response, 400, "Invalid status", "SUCCESSFUL, FAILED")
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
-@pytest.mark.parametrize("status", ["READY", "RUNNING", "SUCCESSFUL,running"])
-def test_ready_or_running_status(api, method, status):
+@pytest.mark.parametrize("status", UNKNOWN_STATUSES)
+def test_unknown_status_get(cron, status):
+    response = cron.get("purge/", {"status": status})
+    assert_error(response, 400, "Invalid status", "SUCCESSFUL, FAILED")
+
+
+@pytest.mark.parametrize("status", UNFINISHED_STATUSES)
+def test_ready_or_running_status_post(api, status):
     tasks.add.enqueue(1, 1)
-    response = (
-        api.get("purge/", {"status": status})
-        if method == "GET"
-        else api.post("purge/", {"status": status})
-    )
-    assert_error(response, 400, "have not finished")
+    assert_error(api.post("purge/", {"status": status}), 400, "have not finished")
+    assert DatabaseTask.objects.count() == 1
+
+
+@pytest.mark.parametrize("status", UNFINISHED_STATUSES)
+def test_ready_or_running_status_get(cron, status):
+    tasks.add.enqueue(1, 1)
+    assert_error(cron.get("purge/", {"status": status}), 400, "have not finished")
     assert DatabaseTask.objects.count() == 1
 
 
@@ -108,15 +121,20 @@ def test_status_of_the_wrong_type(api, status):
         lambda api, params: api.post("run-one/", params),
         lambda api, params: api.get("status/", params),
         lambda api, params: api.post("purge/", params),
-        lambda api, params: api.get("purge/", params),
         lambda api, params: api.post(
             f"execute/{uuid.uuid4()}/?backend_name={params['backend_name']}"
         ),
     ],
-    ids=["run", "run-one", "status", "purge-post", "purge-get", "execute"],
+    ids=["run", "run-one", "status", "purge-post", "execute"],
 )
 def test_backend_name_not_configured(api, call, backend_name):
     response = call(api, {"backend_name": backend_name})
+    assert_error(response, 400, "Invalid backend_name", repr(backend_name))
+
+
+@pytest.mark.parametrize("backend_name", ["nope", "immediate"])
+def test_backend_name_not_configured_purge_get(cron, backend_name):
+    response = cron.get("purge/", {"backend_name": backend_name})
     assert_error(response, 400, "Invalid backend_name", repr(backend_name))
 
 
@@ -144,8 +162,11 @@ def test_malformed_uuid_bundled(db, settings, client, task_id):
     assert response.json() == {"error": "Task not found"}
 
 
-def test_malformed_uuid_mounted_with_str_converter(db, client):
-    response = client.post("/open/execute/not-a-uuid/")
+def test_malformed_uuid_mounted_with_str_converter(db, settings, client):
+    settings.TASK_API_TOKEN = TOKEN
+    response = client.post(
+        "/token/execute/not-a-uuid/", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
     assert response.status_code == 404
     assert response.json() == {"error": "Task not found"}
 
@@ -184,9 +205,9 @@ def test_wrong_method(api, path, method, allowed):
 
 
 @pytest.mark.parametrize("value", ["yes", "1", "", "on"])
-def test_dry_run_query_value_other_than_true_or_false(api, value):
+def test_dry_run_query_value_other_than_true_or_false(cron, value):
     tasks.add.enqueue(1, 1)
-    response = api.get("purge/", {"dry_run": value})
+    response = cron.get("purge/", {"dry_run": value})
     assert_error(response, 400, 'dry_run must be "true" or "false"')
 
 
@@ -211,12 +232,16 @@ def test_execute_flags_other_than_true_or_false(api, name):
         (lambda api: api.post("run-one/", {"max_tasks": 5}), "queue_name"),
         (lambda api: api.get("status/", {"queue": "x"}), "queue_name, backend_name"),
         (lambda api: api.post("purge/", {"day": 5}), "days, status, batch_size"),
-        (lambda api: api.get("purge/", {"statuses": "FAILED"}), "days, status"),
     ],
-    ids=["run", "run-one", "status", "purge-post", "purge-get"],
+    ids=["run", "run-one", "status", "purge-post"],
 )
 def test_unknown_parameter(api, call, allowed):
     assert_error(call(api), 400, "Unknown", allowed)
+
+
+def test_unknown_purge_query_parameter(cron):
+    response = cron.get("purge/", {"statuses": "FAILED"})
+    assert_error(response, 400, "Unknown", "days, status")
 
 
 def test_unknown_execute_parameter(api):
@@ -230,8 +255,8 @@ def test_query_string_on_a_json_endpoint(api):
     assert_error(response, 400, "JSON body, not in the query string", "max_tasks")
 
 
-def test_repeated_query_parameter(api):
-    response = api.get("purge/?days=1&days=2")
+def test_repeated_query_parameter(cron):
+    response = cron.get("purge/?days=1&days=2")
     assert_error(response, 400, "'days' is repeated")
 
 
@@ -241,7 +266,7 @@ def test_body_too_large(api, settings):
     assert_error(response, 413, "too large")
 
 
-def test_csrf_is_not_required(db, settings):
+def test_csrf_is_not_required_with_a_bearer_token(db, settings):
     settings.TASK_API_TOKEN = TOKEN
     settings.TASKS = tasks_setting(AUTH_HANDLERS=[BEARER])
     client = Client(enforce_csrf_checks=True)

@@ -43,5 +43,9 @@ urlpatterns = [
     ),
     path("staff/purge/", staff_member_required(PurgeCompletedTasksView.as_view())),
     path("token/run/", require_api_token(RunTasksView.as_view())),
-    path("open/execute/<str:task_id>/", ExecuteTaskView.as_view()),
+    path("token/purge/", require_api_token(PurgeCompletedTasksView.as_view())),
+    path(
+        "token/execute/<str:task_id>/",
+        require_api_token(ExecuteTaskView.as_view()),
+    ),
 ]
