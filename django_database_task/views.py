@@ -231,7 +231,7 @@ class TaskEndpointView(View):
                 "The %r endpoint of task backend %r refuses every request: %s.",
                 self.endpoint,
                 alias,
-                problem,
+                problem.rstrip("."),
             )
         return error(AUTHENTICATION_FAILED, 403)
 
