@@ -10,7 +10,9 @@ from django.tasks.signals import task_enqueued
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from . import options
 from .models import DatabaseTask
+from .options import DatabaseTaskDefinition, OptionResolver
 from .results import is_allowed, load_task, to_task_result
 from .validation import to_json
 
@@ -24,10 +26,14 @@ class DatabaseTaskBackend(BaseTaskBackend):
     ``OPTIONS["DATABASE"]`` names the database alias holding the table
     (default ``"default"``). ``OPTIONS["ALLOWED_TASK_MODULES"]``, a list of
     module or package names, limits which task paths are enqueued and which
-    a worker imports (default: any). Enqueueing on the same database as the caller's
+    a worker imports (default: any). ``TASK_DEFAULTS`` and ``TASK_OPTIONS``
+    set retry options (see ``options``); workers heartbeat every
+    ``HEARTBEAT_INTERVAL`` seconds and rescue the tasks of a worker silent for
+    ``RESCUE_AFTER`` seconds. Enqueueing on the same database as the caller's
     transaction makes the task part of it: a rollback leaves no task behind.
     """
 
+    task_class = DatabaseTaskDefinition
     supports_defer = True
     supports_async_task = True
     supports_get_result = True
@@ -37,6 +43,32 @@ class DatabaseTaskBackend(BaseTaskBackend):
         super().__init__(alias, params)
         self.database = self.options.get("DATABASE", DEFAULT_DB_ALIAS)
         self.allowed_task_modules = self._allowed_task_modules()
+        try:
+            self.task_options = OptionResolver(self.options, alias)
+        except ValueError as e:
+            raise ImproperlyConfigured(str(e)) from None
+        self.heartbeat_interval = self._seconds("HEARTBEAT_INTERVAL", 5.0)
+        self.rescue_after = self._seconds("RESCUE_AFTER", 60.0)
+        if self.rescue_after < 2 * self.heartbeat_interval:
+            raise ImproperlyConfigured(
+                f"Task backend {alias!r}: RESCUE_AFTER ({self.rescue_after:g} s) "
+                "must be at least twice HEARTBEAT_INTERVAL "
+                f"({self.heartbeat_interval:g} s), or a live worker that missed "
+                "one heartbeat would lose its tasks."
+            )
+
+    def _seconds(self, name: str, default: float) -> float:
+        value = self.options.get(name, default)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 < value < 86_400
+        ):
+            raise ImproperlyConfigured(
+                f"Task backend {self.alias!r}: {name} must be a number of seconds "
+                f"above 0 and under a day, not {value!r}."
+            )
+        return float(value)
 
     def _allowed_task_modules(self) -> tuple[str, ...] | None:
         modules = self.options.get("ALLOWED_TASK_MODULES")
@@ -72,9 +104,17 @@ class DatabaseTaskBackend(BaseTaskBackend):
                 "importable module (not __main__)."
             )
 
+    def validate_task(self, task) -> None:
+        super().validate_task(task)
+        try:
+            options.check(options.of_task(task), f"Task {task.module_path!r}")
+        except ValueError as e:
+            raise InvalidTask(str(e)) from None
+
     def enqueue(self, task, args, kwargs) -> TaskResult:
         self.validate_task(task)
         self._check_importable(task)
+        resolved = self.task_options.resolve(task.module_path, task)
         now = timezone.now()
         row = DatabaseTask.objects.using(self.database).create(
             task_path=task.module_path,
@@ -89,6 +129,9 @@ class DatabaseTaskBackend(BaseTaskBackend):
             run_after=task.run_after,
             due_at=task.run_after or now,
             enqueued_at=now,
+            max_attempts=resolved.max_attempts,
+            retry_backoff=resolved.retry_backoff,
+            retry_backoff_max=resolved.retry_backoff_max,
         )
         result = to_task_result(row, task)
         task_enqueued.send(type(self), task_result=result)

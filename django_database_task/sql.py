@@ -26,6 +26,9 @@ class Dialect:
     append_worker_id: str
     create_indexes: tuple[str, ...] = ()
     drop_indexes: tuple[str, ...] = ()
+    # SQLite rebuilds the table for most schema changes, which drops the
+    # indexes created here: migrations that change the table run these after.
+    restore_indexes: tuple[str, ...] = ()
 
     def claim(
         self,
@@ -86,14 +89,18 @@ class Dialect:
 
 def _partial_claim_indexes() -> tuple[str, ...]:
     return (
-        f"CREATE INDEX ddt_claim_idx ON {TABLE} "
+        f"CREATE INDEX IF NOT EXISTS ddt_claim_idx ON {TABLE} "
         "(backend_name, priority DESC, due_at) WHERE status = 'READY'",
-        f"CREATE INDEX ddt_claim_queue_idx ON {TABLE} "
+        f"CREATE INDEX IF NOT EXISTS ddt_claim_queue_idx ON {TABLE} "
         "(backend_name, queue_name, priority DESC, due_at) WHERE status = 'READY'",
     )
 
 
 _DROP_CLAIM_INDEXES = ("DROP INDEX ddt_claim_idx", "DROP INDEX ddt_claim_queue_idx")
+_DROP_CLAIM_INDEXES_IF_EXIST = (
+    "DROP INDEX IF EXISTS ddt_claim_idx",
+    "DROP INDEX IF EXISTS ddt_claim_queue_idx",
+)
 
 
 def _columns(columns: Sequence[str], table: str = "") -> str:
@@ -136,8 +143,8 @@ class SQLite(Dialect):
     uncorrelated subquery once."""
 
     append_worker_id = "json_insert(worker_ids, '$[#]', %s)"
-    create_indexes = _partial_claim_indexes()
-    drop_indexes = _DROP_CLAIM_INDEXES
+    create_indexes = restore_indexes = _partial_claim_indexes()
+    drop_indexes = _DROP_CLAIM_INDEXES_IF_EXIST
 
     def claim(
         self, connection, *, columns, backend_name, now, worker_id, queue_names, limit

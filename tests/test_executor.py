@@ -173,12 +173,12 @@ def test_signals_are_sent_with_the_backend_as_sender():
 
 def test_a_task_requeued_while_running_keeps_its_new_status():
     from django_database_task.engine.claim import claim_tasks
-    from django_database_task.engine.completer import complete
+    from django_database_task.engine.completer import store
     from django_database_task.engine.executor import execute
 
     tasks.add.enqueue(1, 1)
     [row] = claim_tasks(using="default", backend_name="default", worker_id="w")
     outcome = execute(row, task_backends["default"])
     DatabaseTask.objects.filter(pk=row.pk).update(status="READY")
-    complete(outcome, using="default", sender=DatabaseTaskBackend)
+    store(outcome, using="default")
     assert DatabaseTask.objects.get(pk=row.pk).status == "READY"

@@ -1,4 +1,9 @@
-"""Storing what the executor produced and announcing it."""
+"""Storing what the executor decided, then announcing it.
+
+``store`` only writes; it raises when the database cannot be reached, so the
+caller can keep the outcome and write it later. ``announce`` sends
+``task_finished`` once the outcome is durable.
+"""
 
 import logging
 from dataclasses import asdict
@@ -14,44 +19,50 @@ from .transient import tolerate
 logger = logging.getLogger(__name__)
 
 
-def complete(outcome: Outcome, *, using: str, sender: type) -> TaskResult:
-    """Write the outcome, guarded by ``status = RUNNING`` so that a task
-    requeued meanwhile is not overwritten, then send ``task_finished``."""
+def store(outcome: Outcome, *, using: str) -> TaskResult:
+    """Write the outcome, guarded by ``status = RUNNING`` and the worker that
+    holds the task, so that a task rescued or requeued meanwhile is not
+    overwritten; return the updated result. Writing it twice is harmless."""
     result = outcome.result
-    errors = list(result.errors)
-    if outcome.error is not None:
-        errors.append(outcome.error)
-    finished_at = timezone.now()
-    running = DatabaseTask.objects.using(using).filter(
-        pk=outcome.row.pk, status=TaskResultStatus.RUNNING
+    errors = [*result.errors, *([outcome.error] if outcome.error else [])]
+    finished_at = None if outcome.retry_at else timezone.now()
+    values = {
+        "status": outcome.status,
+        "finished_at": finished_at,
+        "return_value": outcome.return_value,
+        "errors": [asdict(error) for error in errors],
+        "worker_id": "",
+    }
+    if outcome.retry_at is not None:
+        values["due_at"] = outcome.retry_at
+    held = DatabaseTask.objects.using(using).filter(
+        pk=outcome.row.pk,
+        status=TaskResultStatus.RUNNING,
+        worker_id=outcome.row.worker_id,
     )
-    updated = tolerate(
-        lambda: running.update(
-            status=outcome.status,
-            finished_at=finished_at,
-            return_value=outcome.return_value,
-            errors=[asdict(error) for error in errors],
-        ),
-        using=using,
-    )
-    if not updated:
+    if not tolerate(lambda: held.update(**values), using=using):
         logger.warning(
-            "Task id=%s was no longer RUNNING when it finished; its %s outcome "
-            "was not stored.",
+            "Task id=%s was no longer held by worker %s when it finished; its %s "
+            "outcome was not stored.",
             result.id,
+            outcome.row.worker_id,
             outcome.status,
         )
     object.__setattr__(result, "status", outcome.status)
     object.__setattr__(result, "finished_at", finished_at)
     object.__setattr__(result, "errors", errors)
     object.__setattr__(result, "_return_value", outcome.return_value)
+    return result
+
+
+def announce(outcome: Outcome, *, sender: type) -> None:
+    """Send ``task_finished`` for a stored outcome. As Django does, a failure
+    is announced while its exception is being handled: receivers (Django's
+    own logging among them) read ``sys.exc_info()``."""
     if outcome.exception is None:
-        task_finished.send(sender=sender, task_result=result)
-        return result
-    # Django sends task_finished while the task's exception is being handled,
-    # and receivers (its own logging among them) read sys.exc_info().
+        task_finished.send(sender=sender, task_result=outcome.result)
+        return
     try:
         raise outcome.exception
     except BaseException:
-        task_finished.send(sender=sender, task_result=result)
-    return result
+        task_finished.send(sender=sender, task_result=outcome.result)

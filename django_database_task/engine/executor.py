@@ -1,21 +1,26 @@
-"""Running one claimed task, the way Django's ImmediateBackend runs it.
+"""Running one claimed task, the way Django's ImmediateBackend runs it, and
+deciding its outcome.
 
-Any exception but KeyboardInterrupt fails the task, one raised while its
-module is imported included; a return value that is not JSON fails it too.
-The outcome is left for the completer to store.
+Any exception but KeyboardInterrupt fails the attempt, one raised while the
+task's module is imported included; a return value that is not JSON fails it
+too. A failed attempt is tried again later when the task's retry options say
+so (``retry_policy``). The completer only stores the outcome.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from traceback import format_exception
 from typing import TYPE_CHECKING
 
 from django.tasks import TaskContext, TaskResult, TaskResultStatus
 from django.tasks.base import TaskError
 from django.tasks.signals import task_started
+from django.utils import timezone
 
 from ..models import DatabaseTask
-from ..results import load_task, to_task_result
+from ..results import TaskNotImportable, load_task, to_task_result
 from ..validation import to_json
+from .retry_policy import next_attempt_at
 
 if TYPE_CHECKING:
     from ..backends import DatabaseTaskBackend
@@ -23,6 +28,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Outcome:
+    """SUCCESSFUL, FAILED, or READY again at ``retry_at``."""
+
     row: DatabaseTask
     result: TaskResult
     status: TaskResultStatus
@@ -30,6 +37,7 @@ class Outcome:
     error: TaskError | None = None
     # Kept so that task_finished can be sent while it is being handled.
     exception: BaseException | None = None
+    retry_at: datetime | None = None
 
 
 def error_from(exception: BaseException) -> TaskError:
@@ -55,7 +63,32 @@ def execute(row: DatabaseTask, backend: "DatabaseTaskBackend") -> Outcome:
     except KeyboardInterrupt:
         raise
     except BaseException as e:
+        retry_at = _retry_at(row, backend, task, e)
         return Outcome(
-            row, result, TaskResultStatus.FAILED, error=error_from(e), exception=e
+            row,
+            result,
+            TaskResultStatus.FAILED if retry_at is None else TaskResultStatus.READY,
+            error=error_from(e),
+            exception=e,
+            retry_at=retry_at,
         )
     return Outcome(row, result, TaskResultStatus.SUCCESSFUL, return_value=return_value)
+
+
+def _retry_at(
+    row: DatabaseTask, backend: "DatabaseTaskBackend", task, error: BaseException
+) -> datetime | None:
+    """When to try a failed attempt again; None to fail the task. A task
+    that cannot be loaded would only fail the same way again."""
+    if isinstance(error, TaskNotImportable):
+        return None
+    retry_on = backend.task_options.resolve(row.task_path, task).retry_on
+    if not isinstance(error, retry_on):
+        return None
+    return next_attempt_at(
+        attempts_used=len(row.worker_ids),
+        max_attempts=row.max_attempts,
+        retry_backoff=row.retry_backoff,
+        retry_backoff_max=row.retry_backoff_max,
+        now=timezone.now(),
+    )

@@ -6,6 +6,7 @@ its result or stop a worker.
 """
 
 import logging
+import random
 import time
 from collections.abc import Callable
 
@@ -27,3 +28,22 @@ def tolerate[T](operation: Callable[[], T], *, using: str) -> T:
             connections[using].close_if_unusable_or_obsolete()
             time.sleep(delay)
     return operation()
+
+
+class Backoff:
+    """Growing pauses for a worker waiting out an outage: doubling from
+    ``first`` up to ``cap`` seconds, each jittered so that many workers do not
+    reconnect in step."""
+
+    def __init__(self, first: float = 0.5, cap: float = 30.0) -> None:
+        self.first = first
+        self.cap = cap
+        self.failures = 0
+
+    def next_pause(self) -> float:
+        ceiling = min(self.cap, self.first * 2 ** min(self.failures, 32))
+        self.failures += 1
+        return random.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.failures = 0

@@ -5,6 +5,8 @@ finishing a task at the same moment is never overwritten: the task is simply
 not changed. Each returns how many tasks it changed.
 """
 
+from collections.abc import Sequence
+
 from django.db.models import QuerySet
 from django.tasks import TaskResultStatus, task_backends
 from django.utils import timezone
@@ -79,9 +81,17 @@ def retry(tasks: QuerySet[DatabaseTask]) -> int:
 def requeue(tasks: QuerySet[DatabaseTask]) -> int:
     """RUNNING tasks go back to READY. A task still running somewhere runs
     again, and its first outcome is not stored."""
-    return tasks.order_by().filter(status=RUNNING).update(status=READY)
+    return tasks.order_by().filter(status=RUNNING).update(status=READY, worker_id="")
 
 
 def make_due(tasks: QuerySet[DatabaseTask]) -> int:
     """READY tasks become due now, deferred ones included."""
     return tasks.order_by().filter(status=READY).update(due_at=timezone.now())
+
+
+def release_held(using: str, worker_id: str, keep: Sequence = ()) -> int:
+    """RUNNING tasks held by ``worker_id`` other than ``keep`` go back to READY:
+    a claim the worker never heard back from (its connection dropped after
+    the database committed it) is not stranded."""
+    held = DatabaseTask.objects.using(using).filter(status=RUNNING, worker_id=worker_id)
+    return held.exclude(pk__in=list(keep)).update(status=READY, worker_id="")

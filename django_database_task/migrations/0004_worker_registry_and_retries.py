@@ -2,6 +2,14 @@
 
 from django.db import migrations, models
 
+from django_database_task.sql import dialect_for
+
+
+def restore_claim_indexes(apps, schema_editor):
+    """SQLite rebuilt the table, dropping the claim indexes of 0002."""
+    for statement in dialect_for(schema_editor.connection).restore_indexes:
+        schema_editor.execute(statement)
+
 
 class Migration(migrations.Migration):
 
@@ -10,6 +18,8 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # Undone last: after the fields are removed again, SQLite needs them.
+        migrations.RunPython(migrations.RunPython.noop, restore_claim_indexes),
         migrations.CreateModel(
             name='DatabaseTaskWorker',
             fields=[
@@ -49,4 +59,5 @@ class Migration(migrations.Migration):
             name='worker_id',
             field=models.CharField(blank=True, default='', max_length=255, verbose_name='worker id'),
         ),
+        migrations.RunPython(restore_claim_indexes, migrations.RunPython.noop),
     ]
