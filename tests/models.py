@@ -10,3 +10,14 @@ class Execution(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class Counter(models.Model):
+    """How many times something happened, per key: lets a task fail its first
+    attempts and succeed later."""
+
+    key = models.CharField(max_length=100, unique=True)
+    value = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}"

@@ -5,9 +5,10 @@ import time
 from datetime import datetime
 
 from django.db import IntegrityError
+from django.db.models import F
 from django.tasks import task
 
-from .models import Execution
+from .models import Counter, Execution
 
 
 @task
@@ -82,3 +83,28 @@ def sleep_then_record(key, seconds):
 
 
 not_a_task = "plain string"
+
+
+def fail_then_succeed(key, failures, error=ConnectionError):
+    """Raise ``error`` on the first ``failures`` calls for ``key``, then
+    return how many calls it took."""
+    counter, _ = Counter.objects.get_or_create(key=key)
+    Counter.objects.filter(key=key).update(value=F("value") + 1)
+    counter.refresh_from_db()
+    if counter.value <= failures:
+        raise error(f"call {counter.value} for {key} failed")
+    return counter.value
+
+
+@task(takes_context=True)
+def flaky(context, key, failures):
+    """Fails its first ``failures`` attempts; returns the attempt that worked."""
+    fail_then_succeed(key, failures)
+    return context.attempt
+
+
+@task
+async def async_flaky(key, failures):
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(fail_then_succeed)(key, failures)

@@ -28,20 +28,22 @@ def register(
     queues: Sequence[str] = (),
     concurrency: int = 1,
 ) -> None:
+    """Add the worker, or refresh its row: single statements, no transaction,
+    so that SQLite writers never deadlock upgrading a read lock."""
     now = timezone.now()
-    DatabaseTaskWorker.objects.using(backend.database).update_or_create(
-        pk=worker_id,
-        defaults={
-            "backend_name": backend.alias,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "queues": list(queues),
-            "concurrency": concurrency,
-            "state": WorkerState.RUNNING,
-            "started_at": now,
-            "last_heartbeat_at": now,
-        },
-    )
+    values = {
+        "backend_name": backend.alias,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "queues": list(queues),
+        "concurrency": concurrency,
+        "state": WorkerState.RUNNING,
+        "started_at": now,
+        "last_heartbeat_at": now,
+    }
+    workers = DatabaseTaskWorker.objects.using(backend.database)
+    if not workers.filter(pk=worker_id).update(**values):
+        workers.create(pk=worker_id, **values)
 
 
 def beat(backend: DatabaseTaskBackend, worker_id: str) -> bool:
