@@ -1,0 +1,128 @@
+"""The rescuer frees the tasks of dead workers, and only theirs."""
+
+from datetime import timedelta
+
+import pytest
+from django.tasks import task_backends
+from django.test import override_settings
+from django.utils import timezone
+
+from django_database_task.engine import registry
+from django_database_task.engine.maintenance import rescuer
+from django_database_task.models import DatabaseTask, DatabaseTaskWorker
+from tests.admin.factories import make_task
+
+pytestmark = pytest.mark.django_db
+
+OPTIONS = {"HEARTBEAT_INTERVAL": 5, "RESCUE_AFTER": 60}
+TASKS = {
+    "default": {
+        "BACKEND": "django_database_task.backends.DatabaseTaskBackend",
+        "OPTIONS": OPTIONS,
+    },
+    "other": {
+        "BACKEND": "django_database_task.backends.DatabaseTaskBackend",
+        "OPTIONS": OPTIONS,
+    },
+}
+
+
+@pytest.fixture(autouse=True)
+def backends():
+    with override_settings(TASKS=TASKS):
+        yield
+
+
+def worker(name: str, silent_for: float, backend: str = "default") -> str:
+    registry.register(task_backends[backend], name)
+    DatabaseTaskWorker.objects.filter(pk=name).update(
+        last_heartbeat_at=timezone.now() - timedelta(seconds=silent_for)
+    )
+    return name
+
+
+def running(holder: str, attempts: int = 1, started_ago: float = 1, **fields):
+    return make_task(
+        status="RUNNING",
+        worker_id=holder,
+        worker_ids=[holder] * attempts,
+        last_attempted_at=timezone.now() - timedelta(seconds=started_ago),
+        **fields,
+    )
+
+
+def row(task) -> DatabaseTask:
+    return DatabaseTask.objects.get(pk=task.pk)
+
+
+def test_a_dead_workers_task_with_attempts_left_is_ready_again_after_its_backoff():
+    task = running(worker("dead", silent_for=61), max_attempts=3, retry_backoff=10)
+    before = timezone.now()
+    assert rescuer.rescue(task_backends["default"]) == 1
+    rescued = row(task)
+    assert (rescued.status, rescued.worker_id) == ("READY", "")
+    assert before <= rescued.due_at <= timezone.now() + timedelta(seconds=10)
+    assert rescued.errors[-1]["exception_class_path"] == rescuer.WORKER_LOST_PATH
+    assert "Worker dead stopped heartbeating" in rescued.errors[-1]["traceback"]
+
+
+def test_a_dead_workers_task_that_used_its_attempts_fails():
+    task = running(worker("dead", silent_for=600), attempts=2, max_attempts=2)
+    assert rescuer.rescue(task_backends["default"]) == 1
+    assert row(task).status == "FAILED" and row(task).finished_at is not None
+
+
+def test_a_live_workers_task_is_never_touched_however_long_it_runs():
+    task = running(worker("alive", silent_for=4), started_ago=86_400)
+    assert rescuer.rescue(task_backends["default"]) == 0
+    assert row(task).status == "RUNNING"
+
+
+def test_a_holder_missing_from_the_registry_counts_from_the_attempts_start():
+    old = running("vanished", started_ago=61, max_attempts=2)
+    young = running("vanished", started_ago=30)
+    # Held before the registry existed: only requeue_stale_database_tasks.
+    legacy = running("", started_ago=86_400)
+    assert rescuer.rescue(task_backends["default"]) == 1
+    assert [row(t).status for t in (old, young, legacy)] == [
+        "READY",
+        "RUNNING",
+        "RUNNING",
+    ]
+
+
+def test_rescue_is_per_backend_and_batch_limited():
+    dead = worker("dead", silent_for=61)
+    mine = [running(dead, max_attempts=2) for _ in range(3)]
+    theirs = running(dead, backend_name="other", max_attempts=2)
+    assert rescuer.rescue(task_backends["default"], batch_size=2) == 2
+    assert rescuer.rescue(task_backends["default"], batch_size=2) == 1
+    assert {row(t).status for t in mine} == {"READY"}
+    assert row(theirs).status == "RUNNING"
+
+
+def test_a_task_that_changed_hands_meanwhile_is_left_alone():
+    task = running(worker("dead", silent_for=61), max_attempts=2)
+    assert (
+        rescuer.requeue_lost(
+            task_backends["default"],
+            pk=task.pk,
+            worker_id="someone-else",
+            retry_at=None,
+            reason="",
+            now=timezone.now(),
+        )
+        == 0
+    )
+    assert row(task).status == "RUNNING"
+
+
+def test_prune_deletes_dead_workers_once_they_hold_nothing():
+    dead = worker("dead", silent_for=61)
+    worker("alive", silent_for=1)
+    task = running(dead, max_attempts=1)
+    assert rescuer.prune(task_backends["default"]) == 0
+    rescuer.rescue(task_backends["default"])
+    assert row(task).status == "FAILED"
+    assert rescuer.prune(task_backends["default"]) == 1
+    assert list(DatabaseTaskWorker.objects.values_list("pk", flat=True)) == ["alive"]
