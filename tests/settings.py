@@ -5,6 +5,7 @@ postgres://user@host:port/name
 mysql://root@127.0.0.1:3306/name
 """
 
+import json
 import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -123,6 +124,10 @@ TASKS = {
         "OPTIONS": {},
     },
 }
+# Worker processes started by a test get the backend options the test set
+# (retries, heartbeat and rescue timing), as JSON.
+if os.environ.get("DDT_TEST_TASK_OPTIONS"):
+    TASKS["default"]["OPTIONS"] |= json.loads(os.environ["DDT_TEST_TASK_OPTIONS"])
 
 # Fast password hashing: tests create many users.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

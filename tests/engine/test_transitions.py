@@ -82,7 +82,7 @@ class RecordingBackend(DatabaseTaskBackend):
 
 
 @override_settings(
-    TASKS={"default": {"BACKEND": "tests.test_transitions.RecordingBackend"}}
+    TASKS={"default": {"BACKEND": "tests.engine.test_transitions.RecordingBackend"}}
 )
 def test_the_backend_is_told_which_tasks_were_cancelled():
     RecordingBackend.told.clear()
