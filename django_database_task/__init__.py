@@ -8,7 +8,7 @@ _API = {
     "get_pending_task_count": "api",
     "run_task_by_id": "api",
     "get_queue_stats": "api",
-    "purge_completed_tasks": "maintenance",
+    "purge_completed_tasks": "engine.maintenance.cleaner",
 }
 
 __all__ = sorted(_API)

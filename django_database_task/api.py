@@ -10,31 +10,14 @@ from django.tasks import (
     TaskResultStatus,
     task_backends,
 )
-from django.tasks.exceptions import InvalidTaskBackend, TaskResultDoesNotExist
+from django.tasks.exceptions import TaskResultDoesNotExist
 from django.utils import timezone
 
-from .backends import DatabaseTaskBackend
+from .backends import DatabaseTaskBackend, get_backend
+from .engine import registry
 from .engine.worker import Worker
 from .models import DatabaseTask
 from .validation import check_text
-
-
-def get_backend(backend_name: str = DEFAULT_TASK_BACKEND_ALIAS) -> DatabaseTaskBackend:
-    """The configured backend named ``backend_name``, which must store tasks
-    in the database."""
-    if backend_name not in task_backends.settings:
-        configured = ", ".join(sorted(task_backends.settings)) or "none"
-        raise InvalidTaskBackend(
-            f"Task backend {backend_name!r} is not configured in TASKS "
-            f"(configured: {configured})."
-        )
-    backend = task_backends[backend_name]
-    if not isinstance(backend, DatabaseTaskBackend):
-        raise InvalidTaskBackend(
-            f"Task backend {backend_name!r} is a {type(backend).__name__}, not a "
-            "DatabaseTaskBackend, so it keeps no tasks in the database."
-        )
-    return backend
 
 
 def process_one_task(
@@ -150,13 +133,15 @@ def get_queue_stats(
     queue_name: str | None = None,
     backend_name: str = DEFAULT_TASK_BACKEND_ALIAS,
 ) -> dict[str, Any]:
-    """Counts per status, how many READY tasks are delayed, and since when
-    the oldest due task has been waiting (None if none is)."""
+    """Counts per status, how many READY tasks are delayed, since when the
+    oldest due task has been waiting (None if none is), and how many live
+    workers serve the queue (any queue, without ``queue_name``): with none,
+    nothing runs the tasks."""
     backend = get_backend(backend_name)
     now = timezone.now()
     ready = Q(status=TaskResultStatus.READY)
     due = ready & Q(due_at__lte=now)
-    return _tasks(backend, queue_name).aggregate(
+    stats = _tasks(backend, queue_name).aggregate(
         **{
             status.lower(): Count("pk", filter=Q(status=status))
             for status in TaskResultStatus.values
@@ -164,3 +149,12 @@ def get_queue_stats(
         delayed=Count("pk", filter=ready & Q(due_at__gt=now)),
         oldest_pending_since=Min("due_at", filter=due),
     )
+    live = registry.live_workers(backend, now)
+    if queue_name:
+        # A worker with no queues serves them all. Few rows: filtered here,
+        # as SQLite has no JSON "contains" lookup.
+        served = live.values_list("queues", flat=True)
+        stats["workers"] = sum(not queues or queue_name in queues for queues in served)
+    else:
+        stats["workers"] = live.count()
+    return stats

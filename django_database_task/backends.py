@@ -3,9 +3,13 @@ import sqlite3
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.tasks import TaskResult
+from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, TaskResult, task_backends
 from django.tasks.backends.base import BaseTaskBackend
-from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+from django.tasks.exceptions import (
+    InvalidTask,
+    InvalidTaskBackend,
+    TaskResultDoesNotExist,
+)
 from django.tasks.signals import task_enqueued
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -174,3 +178,21 @@ class DatabaseTaskBackend(BaseTaskBackend):
                 "django-database-task, which needs 3.35 or newer.",
                 id="django_database_task.E002",
             )
+
+
+def get_backend(backend_name: str = DEFAULT_TASK_BACKEND_ALIAS) -> DatabaseTaskBackend:
+    """The configured backend named ``backend_name``, which must store tasks
+    in the database."""
+    if backend_name not in task_backends.settings:
+        configured = ", ".join(sorted(task_backends.settings)) or "none"
+        raise InvalidTaskBackend(
+            f"Task backend {backend_name!r} is not configured in TASKS "
+            f"(configured: {configured})."
+        )
+    backend = task_backends[backend_name]
+    if not isinstance(backend, DatabaseTaskBackend):
+        raise InvalidTaskBackend(
+            f"Task backend {backend_name!r} is a {type(backend).__name__}, not a "
+            "DatabaseTaskBackend, so it keeps no tasks in the database."
+        )
+    return backend

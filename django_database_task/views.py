@@ -35,7 +35,7 @@ from .api import (
     run_task_by_id,
 )
 from .auth import csrf_failure, get_auth_handlers
-from .maintenance import (
+from .engine.maintenance.cleaner import (
     DEFAULT_PURGE_STATUSES,
     MAX_BATCH_SIZE,
     MAX_DAYS,

@@ -1,2 +1,3 @@
 """Services that keep the queue healthy, one module each: ``rescuer`` frees
-the tasks of dead workers, ``cleaner`` deletes finished tasks."""
+the tasks of dead workers, ``cleaner`` deletes finished tasks,
+``stale`` requeues tasks by age on request."""

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.tasks import DEFAULT_TASK_BACKEND_ALIAS
 from django.tasks.exceptions import InvalidTaskBackend
 
-from django_database_task.maintenance import (
+from django_database_task.engine.maintenance.cleaner import (
     DEFAULT_PURGE_STATUSES,
     MAX_BATCH_SIZE,
     MAX_DAYS,

@@ -1,4 +1,4 @@
-"""Deleting finished tasks in short batches."""
+"""The cleaner: deleting finished tasks in short batches."""
 
 from collections.abc import Iterable
 from datetime import timedelta
@@ -7,8 +7,8 @@ from django.db.models import QuerySet
 from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, TaskResultStatus
 from django.utils import timezone
 
-from .api import get_backend
-from .models import DatabaseTask
+from ...backends import get_backend
+from ...models import DatabaseTask
 
 PURGEABLE_STATUSES = (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
 DEFAULT_PURGE_STATUSES = ("SUCCESSFUL", "FAILED")
