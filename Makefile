@@ -38,6 +38,8 @@ test: $(VENV)/.installed-$(EXTRAS)
 lint: $(VENV)/.installed-$(EXTRAS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	DJANGO_SETTINGS_MODULE=tests.settings $(VENV)/bin/python -m django makemigrations --check --dry-run --verbosity 1
 
 clean:
 	rm -rf .venv .venv-* example/db.sqlite3 tests/*.sqlite3*

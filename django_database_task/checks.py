@@ -135,7 +135,8 @@ def check_endpoint_auth(app_configs=None, **kwargs) -> list[checks.CheckMessage]
             )
         )
     for route, view in endpoint_views:
-        if getattr(view, "bare_view", None) is view and route not in authenticated:
+        bare = getattr(view, "bare_view", None)
+        if bare is not None and bare is view and route not in authenticated:
             messages.append(
                 checks.Warning(
                     f"{view.view_class.__name__} is mounted at {route!r} without "

@@ -48,7 +48,7 @@ def bar_chart(buckets: list[Bucket], title: str, label_every: int = 1) -> SafeSt
     shapes = []
     for index, bucket in enumerate(buckets):
         x = LEFT + index * slot + (slot - bar) / 2
-        base = HEIGHT - BOTTOM
+        base: float = HEIGHT - BOTTOM
         tip = _("%(label)s: %(successful)d successful, %(failed)d failed") % {
             "label": bucket.label,
             "successful": bucket.successful,

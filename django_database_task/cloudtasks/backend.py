@@ -113,16 +113,16 @@ class CloudTasksDatabaseBackend(DatabaseTaskBackend):
         project = self.options.get("CLOUD_TASKS_PROJECT") or detect_gcp_project()
         location = self.options.get("CLOUD_TASKS_LOCATION") or detect_gcp_location()
         url = self.handler_url()
-        missing = [
-            name
-            for name, value in (
-                ("CLOUD_TASKS_PROJECT", project),
-                ("CLOUD_TASKS_LOCATION", location),
-                ("TASK_HANDLER_URL", url),
-            )
-            if not value
-        ]
-        if missing:
+        if not (project and location and url):
+            missing = [
+                name
+                for name, value in (
+                    ("CLOUD_TASKS_PROJECT", project),
+                    ("CLOUD_TASKS_LOCATION", location),
+                    ("TASK_HANDLER_URL", url),
+                )
+                if not value
+            ]
             raise ImproperlyConfigured(
                 f"Task backend {self.alias!r} could not detect "
                 f"{', '.join(missing)} (not on App Engine or Cloud Run?); set "

@@ -14,6 +14,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 import requests
 from google.auth import crypt
@@ -219,7 +220,7 @@ def verify_token(
     return claims
 
 
-def _is_time(value: object) -> bool:
+def _is_time(value: object) -> TypeGuard[int | float]:
     """JSON numbers only: not booleans, not NaN or Infinity (which Python's
     JSON parser accepts and every comparison would let through)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -230,7 +231,7 @@ def _is_time(value: object) -> bool:
 def _check_claims(claims: dict, *, audience: str, email: str) -> None:
     now = time.time()
     expiry, issued = claims.get("exp"), claims.get("iat")
-    if not _is_time(expiry) or not _is_time(issued):
+    if not (_is_time(expiry) and _is_time(issued)):
         raise TokenRefused("OIDC token has no valid 'exp' and 'iat' claims.")
     if not 0 <= expiry - issued <= MAX_TOKEN_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS:
         raise TokenRefused(

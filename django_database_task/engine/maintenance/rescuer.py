@@ -86,7 +86,7 @@ def requeue_lost(
 ) -> int:
     """READY at ``retry_at``, or FAILED when None, with a WorkerLost error;
     only if ``worker_id`` still holds the task. Returns 1 or 0."""
-    values = {
+    values: dict[str, object] = {
         "worker_id": "",
         "errors": AppendError(WORKER_LOST_PATH, f"{WORKER_LOST_PATH}: {reason}\n"),
     }
