@@ -86,3 +86,19 @@ def test_unreachable_cloud_tasks_is_logged_and_does_not_raise(
     with caplog.at_level(logging.WARNING, "django_database_task.cloudtasks"):
         backend.on_tasks_cancelled([result.id])
     assert "Could not delete the Cloud Tasks of 1 cancelled task(s)" in caplog.text
+
+
+def test_cancelling_in_the_admin_withdraws_the_cloud_task(
+    configure, cloud_tasks, admin_client
+):
+    """End to end: the admin's cancel goes through the engine's transition,
+    which tells the backend."""
+    configure()
+    result = add.enqueue(1, 2)
+    kept = add.enqueue(3, 4)
+    admin_client.post(
+        "/admin/django_database_task/databasetask/",
+        {"action": "cancel_ready", "_selected_action": [result.id], "index": 0},
+    )
+    assert not cloud_tasks.has(result.id)
+    assert cloud_tasks.has(kept.id)
