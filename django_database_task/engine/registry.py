@@ -28,22 +28,21 @@ def register(
     queues: Sequence[str] = (),
     concurrency: int = 1,
 ) -> None:
-    """Add the worker, or refresh its row: single statements, no transaction,
-    so that SQLite writers never deadlock upgrading a read lock."""
+    """Add the worker: one INSERT, no transaction, so that SQLite writers
+    never deadlock upgrading a read lock. Worker ids are unique, and only the
+    worker itself adds its row (again, after ``beat`` found it pruned)."""
     now = timezone.now()
-    values = {
-        "backend_name": backend.alias,
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "queues": list(queues),
-        "concurrency": concurrency,
-        "state": WorkerState.RUNNING,
-        "started_at": now,
-        "last_heartbeat_at": now,
-    }
-    workers = DatabaseTaskWorker.objects.using(backend.database)
-    if not workers.filter(pk=worker_id).update(**values):
-        workers.create(pk=worker_id, **values)
+    DatabaseTaskWorker.objects.using(backend.database).create(
+        pk=worker_id,
+        backend_name=backend.alias,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        queues=list(queues),
+        concurrency=concurrency,
+        state=WorkerState.RUNNING,
+        started_at=now,
+        last_heartbeat_at=now,
+    )
 
 
 def beat(backend: DatabaseTaskBackend, worker_id: str) -> bool:
