@@ -1,16 +1,19 @@
-"""The queue dashboard: counts, the oldest waiting task, and throughput.
+"""The queue dashboard: counts, the oldest waiting task, throughput, and the
+live workers.
 
 Four grouped queries whatever the table size: counts per backend, queue and
 status; the oldest due READY task per queue (served by the claim index); and
 the tasks finished in the last day per hour and in the last hour per minute
-(served by the ``(status, finished_at)`` index).
+(served by the ``(status, finished_at)`` index). Three more for the workers,
+whatever their number: the live ones, the tasks they hold, and the dead ones
+not yet pruned.
 """
 
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Q
 from django.db.models.functions import TruncHour, TruncMinute
 from django.tasks import TaskResultStatus
 from django.utils import timezone
@@ -18,7 +21,12 @@ from django.utils.formats import time_format
 from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 
+from ..backends import DatabaseTaskBackend
+from ..engine import registry
+from ..models import DatabaseTask, DatabaseTaskWorker
 from .charts import Bucket, bar_chart
+from .columns import short_datetime
+from .config import database_backends
 
 STATUSES = list(TaskResultStatus)
 FINISHED = [TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED]
@@ -131,6 +139,85 @@ def throughput(queryset, now: datetime) -> dict:
     }
 
 
+@dataclass
+class WorkerRow:
+    worker: DatabaseTaskWorker
+    now: datetime
+    # (id, task path) of the RUNNING tasks the worker holds.
+    tasks: list[tuple] = field(default_factory=list)
+
+    @property
+    def queues(self) -> str:
+        queues = self.worker.queues
+        if not queues:
+            return _("all")
+        return ", ".join(map(str, queues)) if isinstance(queues, list) else str(queues)
+
+    @property
+    def started(self) -> str:
+        return short_datetime(self.worker.started_at)
+
+    @property
+    def heartbeat_age(self) -> str:
+        """Seconds since the last heartbeat; never negative, should the
+        worker's clock run ahead."""
+        age = (self.now - self.worker.last_heartbeat_at).total_seconds()
+        return _("%(seconds)d s ago") % {"seconds": max(0, int(age))}
+
+
+@dataclass
+class WorkerTable:
+    backend_name: str
+    rows: list[WorkerRow]
+    dead: int
+
+
+def worker_tables(
+    database: str, backends: list[DatabaseTaskBackend], now: datetime
+) -> list[WorkerTable]:
+    """Per backend kept in ``database``: its live workers, the tasks each
+    runs, and how many dead workers wait to be pruned."""
+    backends = [b for b in backends if b.database == database]
+    if not backends:
+        return []
+    live = [registry.live_workers(backend, now) for backend in backends]
+    rows = [
+        WorkerRow(worker, now)
+        for worker in sorted(
+            live[0].union(*live[1:], all=True),
+            key=lambda w: (w.host, w.pid, w.started_at, w.pk),
+        )
+    ]
+    by_id = {row.worker.pk: row for row in rows}
+    if by_id:
+        held = (
+            DatabaseTask.objects.using(database)
+            .filter(status=TaskResultStatus.RUNNING, worker_id__in=list(by_id))
+            .order_by("last_attempted_at", "pk")
+            .values_list("worker_id", "pk", "task_path")
+        )
+        for worker_id, pk, task_path in held:
+            by_id[worker_id].tasks.append((pk, task_path))
+    dead = Q()
+    for backend, workers in zip(backends, live, strict=True):
+        dead |= Q(backend_name=backend.alias) & ~Q(pk__in=workers.values("pk"))
+    dead_counts = dict(
+        DatabaseTaskWorker.objects.using(database)
+        .filter(dead)
+        .order_by()
+        .values_list("backend_name")
+        .annotate(n=Count("pk"))
+    )
+    return [
+        WorkerTable(
+            backend.alias,
+            [row for row in rows if row.worker.backend_name == backend.alias],
+            dead_counts.get(backend.alias, 0),
+        )
+        for backend in backends
+    ]
+
+
 def dashboard_context(queryset, now: datetime | None = None) -> dict:
     now = now or timezone.now()
     rows = queue_rows(queryset, now)
@@ -140,5 +227,6 @@ def dashboard_context(queryset, now: datetime | None = None) -> dict:
         "statuses": STATUSES,
         "status_totals": list(zip(STATUSES, totals, strict=True)),
         "queue_rows": rows,
+        "worker_tables": worker_tables(queryset.db, database_backends(), now),
         **throughput(queryset, now),
     }

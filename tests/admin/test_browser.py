@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.tasks import task_backends
 from django.urls import reverse
 from django.utils import timezone
 
-from django_database_task.models import DatabaseTask
+from django_database_task.engine import registry
+from django_database_task.models import DatabaseTask, DatabaseTaskWorker
 
 from .browser import chromium, missing
 from .factories import failed_task, finished_task, make_task
@@ -153,8 +155,10 @@ def _seed_showcase() -> DatabaseTask:
         status="RUNNING",
         started_at=now - timedelta(seconds=40),
         last_attempted_at=now - timedelta(seconds=40),
+        worker_id="web-1:4121:x8Kq2a",
         worker_ids=["web-1:4121:x8Kq2a"],
     )
+    _seed_workers(now)
     return failed_task(
         task_path="shop.tasks.charge_card",
         queue_name="payments",
@@ -183,6 +187,25 @@ def _seed_showcase() -> DatabaseTask:
             },
         ],
     )
+
+
+def _seed_workers(now) -> None:
+    """Two live workers, the first running the showcase's RUNNING task, and
+    a dead one not yet pruned."""
+    backend = task_backends["default"]
+    for worker_id, queues, concurrency, heard in (
+        ("web-1:4121:x8Kq2a", [], 4, 2),
+        ("web-2:877:Pq03Lm", ["emails", "reports"], 2, 4),
+        ("web-3:512:Qm7d1c", [], 1, 3600),
+    ):
+        registry.register(backend, worker_id, queues=queues, concurrency=concurrency)
+        host, pid, _ = worker_id.split(":")
+        DatabaseTaskWorker.objects.filter(pk=worker_id).update(
+            host=host,
+            pid=int(pid),
+            started_at=now - timedelta(hours=3, minutes=concurrency),
+            last_heartbeat_at=now - timedelta(seconds=heard),
+        )
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
@@ -217,6 +240,11 @@ def test_screenshots(logged_in, live_server, tmp_path, theme):
             == theme
         )
         assert "<script>alert(1)</script>" not in browser.title
+        if "dashboard" in name:
+            workers = browser.find_elements(
+                By.CSS_SELECTOR, ".ddt-workers-table tbody tr"
+            )
+            assert len(workers) == 2
         bottom = browser.execute_script(
             "return document.getElementById('content').getBoundingClientRect().bottom"
         )
