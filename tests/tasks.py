@@ -82,6 +82,27 @@ def sleep_then_record(key, seconds):
     return key
 
 
+@task
+def record_every_run(key):
+    """Counts executions like ``record``, but a second run succeeds too and
+    adds to ``duplicates``: a task run again after a crash still ends
+    SUCCESSFUL, and the extra run shows."""
+    _, created = Execution.objects.get_or_create(key=key)
+    if not created:
+        Execution.objects.filter(key=key).update(duplicates=F("duplicates") + 1)
+    return key
+
+
+@task(takes_context=True)
+def hang_on_first_attempt(context, key, seconds):
+    """Sleeps through its first attempt, long enough for a test to kill the
+    worker, and records the key at once on a later one."""
+    if context.attempt == 1:
+        time.sleep(seconds)
+    Execution.objects.create(key=key)
+    return context.attempt
+
+
 not_a_task = "plain string"
 
 
