@@ -19,12 +19,14 @@ DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)
 
 def tolerate[T](operation: Callable[[], T], *, using: str) -> T:
     """Run ``operation``, running it again after an OperationalError with
-    growing pauses; the last failure is raised."""
+    growing pauses; the last failure is raised. Retries are logged at DEBUG:
+    a failure that lasts is the caller's to report (a worker warns once per
+    outage), and a warning per retry would flood the log during one."""
     for delay in DELAYS:
         try:
             return operation()
         except OperationalError as error:
-            logger.warning("%s; retrying in %s s.", error, delay)
+            logger.debug("%s; retrying in %s s.", error, delay)
             connections[using].close_if_unusable_or_obsolete()
             time.sleep(delay)
     return operation()
