@@ -136,6 +136,7 @@ def test_get_queue_stats():
         "failed": 0,
         "delayed": 0,
         "oldest_pending_since": None,
+        "workers": 0,
     }
     first = tasks.add.enqueue(1, 1)
     tasks.add.enqueue(1, 1)

@@ -168,6 +168,7 @@ def test_status_counts(api):
         "successful": 1,
         "delayed": 1,
         "oldest_pending_since": oldest.due_at.isoformat(),
+        "workers": 0,
     }
 
 
