@@ -1,6 +1,3 @@
-import re
-from datetime import timedelta
-
 from django.core.management.base import BaseCommand, CommandError
 from django.tasks import DEFAULT_TASK_BACKEND_ALIAS
 from django.tasks.exceptions import InvalidTaskBackend
@@ -8,6 +5,7 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from django_database_task.api import get_backend
+from django_database_task.durations import parse_duration
 from django_database_task.engine.maintenance.stale import (
     MAX_BATCH_SIZE,
     MAX_OLDER_THAN,
@@ -15,10 +13,6 @@ from django_database_task.engine.maintenance.stale import (
     requeue_stale,
 )
 from django_database_task.validation import check_text
-
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
-# Twelve digits are plenty for any bounded duration, and keep int() cheap.
-DURATION = re.compile(r"(\d{1,12})([smhd]?)", re.ASCII)
 
 
 class Command(BaseCommand):
@@ -74,7 +68,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        older_than = parse_duration(options["older_than"])
         queue_names = [
             name.strip()
             for value in options["queue"]
@@ -82,6 +75,9 @@ class Command(BaseCommand):
             if name.strip()
         ]
         try:
+            older_than = parse_duration(
+                options["older_than"], "--older-than", MAX_OLDER_THAN
+            )
             for name in queue_names:
                 check_text(name, "--queue")
             backend = get_backend(options["backend"])
@@ -103,23 +99,6 @@ class Command(BaseCommand):
                 self.stdout.write(_line(task, dry_run))
         if verbosity >= 1:
             self.stdout.write(_summary(tasks, dry_run))
-
-
-def parse_duration(text: str) -> timedelta:
-    """A duration such as 90s, 15m, 2h or 1d (plain digits are seconds),
-    above 0 and at most MAX_OLDER_THAN."""
-    match = DURATION.fullmatch(text.strip().lower())
-    if match is None:
-        raise CommandError(
-            f"--older-than must be a duration such as 90s, 15m, 2h or 1d, not {text!r}."
-        )
-    seconds = int(match[1]) * UNITS[match[2] or "s"]
-    if not 0 < seconds <= MAX_OLDER_THAN.total_seconds():
-        raise CommandError(
-            f"--older-than must be above 0 and at most {MAX_OLDER_THAN.days}d, "
-            f"not {text!r}."
-        )
-    return timedelta(seconds=seconds)
 
 
 def _line(task: StaleTask, dry_run: bool) -> str:
