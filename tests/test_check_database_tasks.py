@@ -279,7 +279,7 @@ def test_every_failed_check_has_its_line():
         (("--max-age", "366d"), "at most 365d, not '366d'"),
         (("--max-age", "9" * 40), "--max-age must be a duration such as"),
         (("--this-host", "--max-heartbeat-age", "1.5m"), "must be a duration"),
-        (("--this-host", "--max-heartbeat-age", "9s"), "at least twice the"),
+        (("--this-host", "--max-heartbeat-age", "9s"), "at least 10s, twice the"),
         (("--max-heartbeat-age", "1m"), "add --this-host"),
         (("--min-workers", "-1"), "--min-workers must be 0 or more, not -1."),
         (("--max-backlog", "-1"), "--max-backlog must be 0 or more, not -1."),

@@ -159,9 +159,9 @@ def _parse(options: dict) -> tuple[DatabaseTaskBackend, Limits, list[str]]:
         shortest = 2 * backend.heartbeat_interval
         if max_heartbeat_age.total_seconds() < shortest:
             raise CommandError(
-                f"--max-heartbeat-age must be at least twice the HEARTBEAT_INTERVAL "
-                f"of backend {backend.alias!r} ({shortest:g}s), or a live worker "
-                f"would fail it between heartbeats; not "
+                f"--max-heartbeat-age must be at least {shortest:g}s, twice the "
+                f"HEARTBEAT_INTERVAL of backend {backend.alias!r}, or a live "
+                f"worker would fail it between heartbeats; not "
                 f"{format_duration(max_heartbeat_age)}.",
                 returncode=BAD_OPTIONS,
             )
