@@ -18,6 +18,7 @@ from ...backends import DatabaseTaskBackend
 from ...models import DatabaseTask, DatabaseTaskWorker
 from ...sql import AppendError
 from ..retry_policy import WorkerLost, next_attempt_at
+from ..signals import task_rescued
 
 RUNNING = TaskResultStatus.RUNNING
 WORKER_LOST_PATH = f"{WorkerLost.__module__}.{WorkerLost.__qualname__}"
@@ -85,7 +86,8 @@ def requeue_lost(
     now: datetime,
 ) -> int:
     """READY at ``retry_at``, or FAILED when None, with a WorkerLost error;
-    only if ``worker_id`` still holds the task. Returns 1 or 0."""
+    only if ``worker_id`` still holds the task, then ``task_rescued`` is sent.
+    Returns 1 or 0."""
     values: dict[str, object] = {
         "worker_id": "",
         "errors": AppendError(WORKER_LOST_PATH, f"{WORKER_LOST_PATH}: {reason}\n"),
@@ -94,11 +96,21 @@ def requeue_lost(
         values |= {"status": TaskResultStatus.FAILED, "finished_at": now}
     else:
         values |= {"status": TaskResultStatus.READY, "due_at": retry_at}
-    return (
-        DatabaseTask.objects.using(backend.database)
-        .filter(pk=pk, status=RUNNING, worker_id=worker_id)
-        .update(**values)
-    )
+    tasks = DatabaseTask.objects.using(backend.database).filter(pk=pk)
+    changed = tasks.filter(status=RUNNING, worker_id=worker_id).update(**values)
+    # The path and queue are read only when someone listens (metrics).
+    if changed and task_rescued.has_listeners(type(backend)):
+        found = tasks.values_list("task_path", "queue_name").first()
+        if found is not None:
+            task_rescued.send_robust(
+                type(backend),
+                backend_name=backend.alias,
+                task_id=str(pk),
+                task_path=found[0],
+                queue_name=found[1],
+                status=values["status"],
+            )
+    return changed
 
 
 def prune(backend: DatabaseTaskBackend, *, now: datetime | None = None) -> int:
