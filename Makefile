@@ -5,7 +5,7 @@ PYTHON ?= $(shell scripts/find-python)
 VENV ?= .venv
 DJANGO ?= Django>=6.1,<6.2
 DATABASE_URL ?=
-EXTRAS = dev,postgres,cloudtasks$(if $(findstring mysql,$(DATABASE_URL)),$(comma)mysql)
+EXTRAS = dev,postgres,cloudtasks,metrics$(if $(findstring mysql,$(DATABASE_URL)),$(comma)mysql)
 comma := ,
 PYTEST_ARGS ?=
 

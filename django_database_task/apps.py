@@ -11,5 +11,8 @@ class DatabaseTaskConfig(AppConfig):
         from django.core import checks
 
         from .checks import check_endpoint_auth
+        from .metrics import check_metrics, sync_receivers
 
         checks.register(check_endpoint_auth, checks.Tags.security, checks.Tags.urls)
+        checks.register(check_metrics)
+        sync_receivers()

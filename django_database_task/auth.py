@@ -39,7 +39,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.tasks.backends.base import BaseTaskBackend
 from django.utils.module_loading import import_string
 
-ENDPOINTS = ("run", "run_one", "status", "execute", "purge")
+ENDPOINTS = ("run", "run_one", "status", "execute", "purge", "metrics")
 _ENTRY_KEYS = {"HANDLER", "ENDPOINTS", "OPTIONS"}
 
 

@@ -6,6 +6,7 @@ backend's ``OPTIONS["AUTH_HANDLERS"]`` accepts them.
 
 from django.urls import path
 
+from .metrics.views import MetricsView
 from .views import (
     ExecuteTaskView,
     PurgeCompletedTasksView,
@@ -30,4 +31,5 @@ urlpatterns = [
         PurgeCompletedTasksView.as_view(require_auth=True),
         name="purge_completed_tasks",
     ),
+    path("metrics/", MetricsView.as_view(require_auth=True), name="task_metrics"),
 ]
