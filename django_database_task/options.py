@@ -1,4 +1,5 @@
-"""Per-task options: how many attempts a task gets and when it tries again.
+"""Per-task options: how many attempts a task gets, when it tries again, and
+how long an attempt may run.
 
 On Django 6.1 they are ``@task(...)`` keywords, which Django hands to the
 backend's ``task_class``. Backend ``OPTIONS`` give the defaults
@@ -15,7 +16,7 @@ from typing import Any
 from django.tasks import Task
 from django.utils.module_loading import import_string
 
-NAMES = ("max_attempts", "retry_on", "retry_backoff", "retry_backoff_max")
+NAMES = ("max_attempts", "retry_on", "retry_backoff", "retry_backoff_max", "timeout")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,6 +27,8 @@ class TaskOptions:
     retry_on: tuple[type[BaseException], ...] = (Exception,)
     retry_backoff: float = 1.0
     retry_backoff_max: float = 3600.0
+    # Seconds an attempt may run; None: no limit.
+    timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,6 +40,7 @@ class DatabaseTaskDefinition(Task):
     retry_on: tuple[type[BaseException], ...] | None = None
     retry_backoff: float | None = None
     retry_backoff_max: float | None = None
+    timeout: float | None = None
 
 
 def _positive_number(name: str, value: Any, where: str) -> float:

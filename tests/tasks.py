@@ -8,7 +8,7 @@ from django.db import IntegrityError
 from django.db.models import F
 from django.tasks import task
 
-from .models import Counter, Execution
+from .models import Counter, Execution, Span
 
 
 @task
@@ -129,3 +129,36 @@ async def async_flaky(key, failures):
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(fail_then_succeed)(key, failures)
+
+
+@task
+def sleep_for(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+@task
+async def async_sleep_for(seconds):
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+@task
+def timed_sleep(key, seconds):
+    """Sleeps, recording when it ran in a Span (unique per key)."""
+    started = time.time()
+    time.sleep(seconds)
+    Span.objects.create(key=key, started=started, ended=time.time())
+    return key
+
+
+@task
+async def async_timed_sleep(key, seconds):
+    from asgiref.sync import sync_to_async
+
+    started = time.time()
+    await asyncio.sleep(seconds)
+    await sync_to_async(Span.objects.create)(
+        key=key, started=started, ended=time.time()
+    )
+    return key

@@ -10,9 +10,18 @@ import random
 import time
 from collections.abc import Callable
 
-from django.db import OperationalError, connections
+from django.db import (
+    DatabaseError,
+    OperationalError,
+    close_old_connections,
+    connections,
+)
+
+from .waker import Waker
 
 logger = logging.getLogger(__name__)
+# Outages are the worker's to report.
+worker_logger = logging.getLogger("django_database_task.worker")
 
 DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)
 
@@ -49,3 +58,69 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+
+class Interrupted(Exception):
+    """Waiting for the database was given up (the worker is stopping)."""
+
+
+class Outage:
+    """A continuous worker's dealings with an unreachable database: one
+    warning when an outage begins and one when it ends, growing pauses
+    between tries, waits that a wake-up (``stop()``) can cut short. When not
+    ``enabled`` (a one-off run from the API), errors are raised at once."""
+
+    def __init__(self, worker_id: str, waker: Waker, *, enabled: bool) -> None:
+        self.worker_id = worker_id
+        self.waker = waker
+        self.enabled = enabled
+        self.backoff = Backoff()
+        self.since: float | None = None
+
+    def until_available[T](
+        self,
+        operation: Callable[[], T],
+        *,
+        using: str,
+        give_up: Callable[[], bool] = lambda: False,
+    ) -> T:
+        """Run ``operation`` until the database lets it through; Interrupted
+        when ``give_up()`` says so during an outage."""
+        while True:
+            try:
+                result = tolerate(operation, using=using)
+            except DatabaseError as error:
+                if not self.enabled:
+                    raise
+                self.began("reach the database", error)
+                close_old_connections()
+                if give_up():
+                    raise Interrupted from None
+                self.waker.wait(self.backoff.next_pause())
+                continue
+            self.ended()
+            return result
+
+    def began(self, what: str, error: DatabaseError) -> None:
+        if self.since is not None:
+            return
+        self.since = time.monotonic()
+        worker_logger.warning(
+            "Worker %s could not %s (%s: %s); waiting for the database, with "
+            "growing pauses.",
+            self.worker_id,
+            what,
+            type(error).__name__,
+            str(error).strip(),
+        )
+
+    def ended(self) -> None:
+        self.backoff.reset()
+        if self.since is None:
+            return
+        worker_logger.warning(
+            "Worker %s reached the database again after %.1f s.",
+            self.worker_id,
+            time.monotonic() - self.since,
+        )
+        self.since = None

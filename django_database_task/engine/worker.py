@@ -4,20 +4,26 @@ The worker command, the programmatic API, the HTTP endpoints and the admin
 all run tasks through a ``Worker``, so every path registers in the worker
 registry, heartbeats, and rides out passing database errors the same way.
 
-A continuous worker survives outages: a claim that fails is tried again after
-growing pauses, and an outcome that cannot be written is kept in memory and
-written (then announced) once the database is back, before anything new is
-claimed. It never exits, and never fails a task, because the database blinked.
+With ``concurrency`` above 1 the claim asks for as many tasks as there are
+free slots and a ``ConcurrentPool`` runs them; outcomes are always stored from
+the worker's own thread. A continuous worker survives outages: a claim that
+fails is tried again after growing pauses (``transient.Outage``), and an
+outcome that cannot be written is kept in memory and written (then
+announced) once the database is back, before anything new is claimed.
+
+On ``stop()`` nothing new is claimed and running tasks get
+``shutdown_timeout`` seconds to finish. A worker that leaves tasks unfinished
+(that timeout, or an interrupt) marks itself dead in the registry, so that
+the next heartbeat of any live worker rescues them.
 """
 
 import logging
 import os
 import socket
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError, close_old_connections
 from django.tasks import TaskResult
 from django.utils.crypto import get_random_string
 
@@ -26,9 +32,10 @@ from ..models import DatabaseTask
 from . import registry, transitions
 from .claim import claim_task_by_id, claim_tasks
 from .completer import announce, store
-from .executor import Outcome, execute
+from .executor import Outcome, run, start
 from .heartbeat import Heartbeat
-from .transient import Backoff, tolerate
+from .pool import ConcurrentPool, InlinePool
+from .transient import Interrupted, Outage, tolerate
 from .waker import Waker
 
 logger = logging.getLogger("django_database_task.worker")
@@ -37,14 +44,6 @@ logger = logging.getLogger("django_database_task.worker")
 def make_worker_id() -> str:
     """Host, process and a random suffix: unique, and says where a task ran."""
     return f"{socket.gethostname()}:{os.getpid()}:{get_random_string(6)}"
-
-
-def _discard_broken_connections() -> None:
-    """A task may leave a connection broken; drop it so the next query
-    reconnects, without closing healthy ones between tasks."""
-    for connection in connections.all(initialized_only=True):
-        if connection.errors_occurred:
-            connection.close_if_unusable_or_obsolete()
 
 
 class Worker:
@@ -60,6 +59,8 @@ class Worker:
         continuous: bool = False,
         interval: float = 5.0,
         max_tasks: int = 0,
+        concurrency: int = 1,
+        shutdown_timeout: float = 30.0,
         worker_id: str | None = None,
         on_result: Callable[[TaskResult], None] | None = None,
     ) -> None:
@@ -68,15 +69,22 @@ class Worker:
         self.continuous = continuous
         self.interval = interval
         self.max_tasks = max_tasks
+        self.concurrency = concurrency
+        self.shutdown_timeout = shutdown_timeout
         self.worker_id = worker_id or make_worker_id()
         self.on_result = on_result
         self.stopping = False
         self.processed = 0
         self._waker = Waker()
+        self._pool: InlinePool | ConcurrentPool = (
+            ConcurrentPool(concurrency, on_done=self._waker.wake)
+            if concurrency > 1
+            else InlinePool()
+        )
         self._unwritten: list[Outcome] = []
-        self._backoff = Backoff()
-        self._outage_since: float | None = None
+        self._outage = Outage(self.worker_id, self._waker, enabled=continuous)
         self._claim_uncertain = False
+        self._in_flight: DatabaseTask | None = None
 
     def stop(self) -> None:
         """Start nothing new; safe to call from a signal handler, any time."""
@@ -88,28 +96,14 @@ class Worker:
         try:
             with self._registered():
                 self._loop()
-        except _Interrupted:
+        except Interrupted:
             pass  # Stopped while waiting for the database to register.
         return self.processed
 
-    def _loop(self) -> None:
-        while self._unwritten or (not self.stopping and not self._reached_max()):
-            if self._unwritten:
-                self._write_unwritten()
-                continue
-            rows = self._claim()
-            if rows:
-                for row in rows:
-                    self._run(row)
-                continue
-            if not self.continuous:
-                break
-            close_old_connections()
-            self._waker.wait(self.interval)
-
     def run_task(self, task_id: str, *, allow_retry: bool = False) -> TaskResult | None:
-        """Run the task ``task_id`` of the backend now, due or not; None if it
-        is not runnable. A malformed id raises ValidationError."""
+        """Run the task ``task_id`` of the backend now, due or not, in this
+        thread; None if it is not runnable. A malformed id raises
+        ValidationError."""
         database = self.backend.database
         with self._registered():
             row = tolerate(
@@ -122,34 +116,129 @@ class Worker:
                 ),
                 using=database,
             )
-            return self._run(row) if row is not None else None
+            if row is None:
+                return None
+            self._in_flight = row
+            outcome = run(start(row, self.backend))
+            result = store(outcome, using=database)
+            self._in_flight = None
+            self._finish(outcome, result)
+            return result
 
-    @contextmanager
-    def _registered(self) -> Iterator[None]:
-        """In the registry, heartbeating, for as long as tasks may run."""
-        self._until_available(
-            lambda: registry.register(
-                self.backend, self.worker_id, queues=self.queue_names
-            )
-        )
-        heartbeat = Heartbeat(self.backend, self.worker_id, queues=self.queue_names)
-        heartbeat.start()
-        try:
-            yield
-        finally:
-            heartbeat.stop()
-            try:
-                registry.deregister(self.backend, self.worker_id)
-            except DatabaseError as error:
-                # The row ages out; the rescuer prunes it.
-                logger.warning(
-                    "Worker %s could not deregister: %s", self.worker_id, error
-                )
+    def _loop(self) -> None:
+        while True:
+            self._store_done()
+            if self._unwritten:
+                self._write_unwritten()
+                continue
+            if self.stopping or self._reached_max():
+                if self._pool.busy:
+                    self._wait_for_running()
+                    continue
+                if self._idle():
+                    return
+                continue
+            free = min(self._free_slots(), self._left())
+            if free and self._claim_and_submit(free):
+                continue
+            if not self.continuous and self._idle():
+                return
+            if not self._pool.busy:
+                close_old_connections()
+            self._waker.wait(self.interval)
+
+    def _idle(self) -> bool:
+        """Nothing running and every outcome stored (one may have finished
+        since the last look)."""
+        if self._pool.busy:
+            return False
+        self._store_done()
+        return not self._unwritten
+
+    def _free_slots(self) -> int:
+        return self._pool.concurrency - self._pool.busy
+
+    def _left(self) -> int:
+        """How many more tasks may be claimed under ``max_tasks``."""
+        if not self.max_tasks:
+            return self._pool.concurrency
+        return self.max_tasks - self.processed - self._pool.busy
 
     def _reached_max(self) -> bool:
         return bool(self.max_tasks) and self.processed >= self.max_tasks
 
-    def _claim(self) -> list[DatabaseTask]:
+    def _claim_and_submit(self, limit: int) -> bool:
+        rows = self._claim(limit)
+        for row in rows:
+            self._in_flight = row
+            self._pool.submit(start(row, self.backend))
+            self._in_flight = None
+        return bool(rows)
+
+    def _wait_for_running(self) -> None:
+        """Stopping: give running tasks ``shutdown_timeout`` seconds, then
+        leave them to the rescue."""
+        assert isinstance(self._pool, ConcurrentPool)
+        if not self._pool.close(self.shutdown_timeout):
+            logger.warning(
+                "Worker %s stops with %d task(s) still running after the %g s "
+                "shutdown timeout; they are rescued like a crashed worker's.",
+                self.worker_id,
+                self._pool.busy,
+                self.shutdown_timeout,
+            )
+            raise _Abandoned
+        self._store_done()
+
+    @contextmanager
+    def _registered(self) -> Iterator[None]:
+        """In the registry, heartbeating, for as long as tasks may run. A
+        worker that leaves unfinished tasks is marked dead, not removed."""
+        self._outage.until_available(
+            lambda: registry.register(
+                self.backend,
+                self.worker_id,
+                queues=self.queue_names,
+                concurrency=self.concurrency,
+            ),
+            using=self.backend.database,
+            give_up=lambda: self.stopping,
+        )
+        heartbeat = Heartbeat(
+            self.backend,
+            self.worker_id,
+            queues=self.queue_names,
+            concurrency=self.concurrency,
+        )
+        heartbeat.start()
+        abandoned = False
+        try:
+            yield
+        except (_Abandoned, KeyboardInterrupt) as e:
+            abandoned = True
+            if isinstance(e, KeyboardInterrupt):
+                raise
+        finally:
+            heartbeat.stop()
+            abandoned = abandoned or self._unfinished()
+            self._leave(abandoned)
+
+    def _unfinished(self) -> bool:
+        return bool(self._in_flight or self._pool.busy or self._unwritten)
+
+    def _leave(self, abandoned: bool) -> None:
+        try:
+            if abandoned:
+                registry.abandon(self.backend, self.worker_id)
+            else:
+                registry.deregister(self.backend, self.worker_id)
+        except DatabaseError as error:
+            # The row ages out; the rescuer rescues its tasks and prunes it.
+            logger.warning(
+                "Worker %s could not leave the registry: %s", self.worker_id, error
+            )
+
+    def _claim(self, limit: int) -> list[DatabaseTask]:
         def claim() -> list[DatabaseTask]:
             try:
                 return claim_tasks(
@@ -157,7 +246,7 @@ class Worker:
                     backend_name=self.backend.alias,
                     worker_id=self.worker_id,
                     queue_names=self.queue_names,
-                    limit=1,
+                    limit=limit,
                 )
             except DatabaseError:
                 # The database may have committed a claim whose answer was
@@ -165,19 +254,24 @@ class Worker:
                 self._claim_uncertain = True
                 raise
 
+        database = self.backend.database
         try:
             if self._claim_uncertain:
-                self._until_available(self._release_lost_claims)
-            return self._until_available(claim)
-        except _Interrupted:
+                self._outage.until_available(
+                    self._release_lost_claims,
+                    using=database,
+                    give_up=lambda: self.stopping,
+                )
+            return self._outage.until_available(
+                claim, using=database, give_up=lambda: self.stopping
+            )
+        except Interrupted:
             return []
 
     def _release_lost_claims(self) -> None:
-        released = transitions.release_held(
-            self.backend.database,
-            self.worker_id,
-            keep=[outcome.row.pk for outcome in self._unwritten],
-        )
+        keep = [outcome.row.pk for outcome in self._unwritten]
+        keep += [attempt.row.pk for attempt in self._pool.running()]
+        released = transitions.release_held(self.backend.database, self.worker_id, keep)
         self._claim_uncertain = False
         if released:
             logger.warning(
@@ -186,27 +280,29 @@ class Worker:
                 released,
             )
 
-    def _run(self, row: DatabaseTask) -> TaskResult:
-        outcome = execute(row, self.backend)
-        _discard_broken_connections()
-        try:
-            result = store(outcome, using=self.backend.database)
-        except DatabaseError as error:
-            if not self.continuous:
-                raise
-            self._outage_began("store the outcome of a task", error)
-            self._unwritten.append(outcome)
-            return outcome.result
-        self._finish(outcome, result)
-        return result
+    def _store_done(self) -> None:
+        for outcome in self._pool.take_done():
+            if self._unwritten:
+                self._unwritten.append(outcome)
+                continue
+            try:
+                result = store(outcome, using=self.backend.database)
+            except DatabaseError as error:
+                if not self.continuous:
+                    raise
+                self._outage.began("store the outcome of a task", error)
+                self._unwritten.append(outcome)
+                continue
+            self._finish(outcome, result)
 
     def _write_unwritten(self) -> None:
         outcome = self._unwritten[0]
         try:
-            result = self._until_available(
-                lambda: store(outcome, using=self.backend.database)
+            result = self._outage.until_available(
+                lambda: store(outcome, using=self.backend.database),
+                using=self.backend.database,
             )
-        except _Interrupted:
+        except Interrupted:
             return
         self._unwritten.pop(0)
         self._finish(outcome, result)
@@ -217,48 +313,6 @@ class Worker:
         if self.on_result is not None:
             self.on_result(result)
 
-    def _until_available[T](self, operation: Callable[[], T]) -> T:
-        """Run ``operation``; a continuous worker waits out an outage with
-        growing pauses (interrupted, without result, by ``stop()`` unless
-        outcomes are still to be written), others raise."""
-        while True:
-            try:
-                result = tolerate(operation, using=self.backend.database)
-            except DatabaseError as error:
-                if not self.continuous:
-                    raise
-                self._outage_began("reach the database", error)
-                close_old_connections()
-                if self.stopping and not self._unwritten:
-                    raise _Interrupted from None
-                self._waker.wait(self._backoff.next_pause())
-                continue
-            self._outage_ended()
-            return result
 
-    def _outage_began(self, what: str, error: DatabaseError) -> None:
-        if self._outage_since is None:
-            self._outage_since = time.monotonic()
-            logger.warning(
-                "Worker %s could not %s (%s: %s); waiting for the database, with "
-                "growing pauses.",
-                self.worker_id,
-                what,
-                type(error).__name__,
-                str(error).strip(),
-            )
-
-    def _outage_ended(self) -> None:
-        self._backoff.reset()
-        if self._outage_since is None:
-            return
-        logger.warning(
-            "Worker %s reached the database again after %.1f s.",
-            self.worker_id,
-            time.monotonic() - self._outage_since,
-        )
-        self._outage_since = None
-
-
-class _Interrupted(Exception):
-    """``stop()`` ended a wait for the database."""
+class _Abandoned(Exception):
+    """The worker stops with tasks still running."""

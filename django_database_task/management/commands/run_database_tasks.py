@@ -10,6 +10,7 @@ from django_database_task.engine.worker import Worker
 from django_database_task.validation import check_text
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+MAX_CONCURRENCY = 1000
 # A day: longer waits gain nothing, and select() cannot wait forever.
 MAX_INTERVAL = 86_400
 
@@ -50,6 +51,21 @@ class Command(BaseCommand):
             default=0,
             help="Maximum number of tasks to process (0=unlimited).",
         )
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=1,
+            help="Tasks run at once in this process: sync ones in threads, async "
+            f"ones on one event loop (default: 1, max: {MAX_CONCURRENCY}).",
+        )
+        parser.add_argument(
+            "--shutdown-timeout",
+            type=float,
+            default=30.0,
+            help="Seconds running tasks get to finish after the first SIGTERM or "
+            "SIGINT, with --concurrency above 1 (default: 30). Tasks still "
+            "running then are left to the rescue.",
+        )
 
     def handle(self, *args, **options):
         if not 0 < options["interval"] <= MAX_INTERVAL:
@@ -61,6 +77,16 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--max-tasks must be 0 (unlimited) or more, "
                 f"not {options['max_tasks']}."
+            )
+        if not 1 <= options["concurrency"] <= MAX_CONCURRENCY:
+            raise CommandError(
+                f"--concurrency must be from 1 to {MAX_CONCURRENCY}, "
+                f"not {options['concurrency']}."
+            )
+        if not 0 <= options["shutdown_timeout"] <= MAX_INTERVAL:
+            raise CommandError(
+                f"--shutdown-timeout must be a number of seconds from 0 to "
+                f"{MAX_INTERVAL}, not {options['shutdown_timeout']}."
             )
         try:
             backend = get_backend(options["backend"])
@@ -93,15 +119,18 @@ class Command(BaseCommand):
             continuous=options["continuous"],
             interval=options["interval"],
             max_tasks=options["max_tasks"],
+            concurrency=options["concurrency"],
+            shutdown_timeout=options["shutdown_timeout"],
             on_result=self._report,
         )
         previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
 
         def request_stop(signum, frame):
             if worker.stopping:
+                # Unwinds the worker, which leaves its unfinished tasks to the
+                # rescue, then dies of the signal below.
                 signal.signal(signum, signal.SIG_DFL)
-                os.kill(os.getpid(), signum)
-                return
+                raise _SecondSignal(signum)
             worker.stop()
             self._say(
                 1, "Stopping after the running task; signal again to exit at once."
@@ -117,6 +146,9 @@ class Command(BaseCommand):
         )
         try:
             processed = worker.run()
+        except _SecondSignal as second:
+            os.kill(os.getpid(), second.signum)
+            raise
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -151,3 +183,12 @@ def _details(result: TaskResult) -> str:
     if result.status == TaskResultStatus.FAILED and result.errors:
         details += f" error={result.errors[-1].exception_class_path}"
     return details
+
+
+class _SecondSignal(KeyboardInterrupt):
+    """A second stop signal: exit now. A KeyboardInterrupt, so that the task
+    it interrupts does not catch it as its own failure."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
