@@ -162,3 +162,14 @@ async def async_timed_sleep(key, seconds):
         key=key, started=started, ended=time.time()
     )
     return key
+
+
+class Unpicklable(Exception):
+    def __init__(self, message, handle):
+        super().__init__(message)
+        self.handle = handle
+
+
+@task
+def raise_unpicklable():
+    raise Unpicklable("cannot travel", handle=lambda: None)
