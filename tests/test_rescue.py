@@ -176,15 +176,17 @@ def test_rescuers_racing_each_other_rescue_each_task_once():
         for number in range(200)
     )
     start_together = threading.Barrier(2, timeout=30)
-    rescued: list[int] = []
+    rescued: dict[str, int] = {}
     failures: list[BaseException] = []
 
     def rescue_until_none_left() -> None:
+        name = threading.current_thread().name
+        rescued[name] = 0
         try:
             start_together.wait()
             for _ in range(20):
                 count = rescuer.rescue(task_backends["default"])
-                rescued.append(count)
+                rescued[name] += count
                 if not count:
                     return
         except BaseException as error:  # Reported by the test, not lost.
@@ -198,8 +200,9 @@ def test_rescuers_racing_each_other_rescue_each_task_once():
     for thread in threads:
         thread.join(timeout=60)
 
+    print(f"\nrescued per rescuer: {sorted(rescued.values())}")
     assert failures == []
-    assert sum(rescued) == 200
+    assert sum(rescued.values()) == 200
     rows = list(DatabaseTask.objects.all())
     assert all(error_paths(task) == [rescuer.WORKER_LOST_PATH] for task in rows)
     assert sorted(task.status for task in rows) == ["FAILED"] * 100 + ["READY"] * 100
