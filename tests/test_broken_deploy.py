@@ -24,7 +24,7 @@ def test_the_worker_process_fails_the_task_and_runs_the_next(test_database_env):
     worker = start_worker(test_database_env)
     out, err = worker.communicate(timeout=60)
     assert worker.returncode == 0, err
-    assert f"FAILED {broken.id} {BROKEN_PATH}" in out
+    assert f"FAILED {broken.id} {BROKEN_PATH}" in err
     assert out.endswith("Processed 2 task(s).\n")
     assert status_of(healthy) == TaskResultStatus.SUCCESSFUL
     error = DatabaseTask.objects.get(pk=broken.id).errors[0]

@@ -16,9 +16,14 @@ pytestmark = pytest.mark.django_db
 
 
 def run(*args):
-    out = StringIO()
-    call_command("run_database_tasks", *args, stdout=out)
-    return out.getvalue()
+    return run_both(*args)[0]
+
+
+def run_both(*args) -> tuple[str, str]:
+    """The command's stdout and stderr (failures go to stderr)."""
+    out, err = StringIO(), StringIO()
+    call_command("run_database_tasks", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
 
 
 def status_of(result):
@@ -29,9 +34,9 @@ def test_run_once_until_no_tasks_are_due():
     done = tasks.add.enqueue(1, 2)
     failed = tasks.fail.enqueue()
     later = tasks.add.using(run_after=timezone.now() + timedelta(hours=1)).enqueue(1, 1)
-    output = run()
+    output, errors = run_both()
     assert f"SUCCESSFUL {done.id} tests.tasks.add" in output
-    assert f"FAILED {failed.id} tests.tasks.fail" in output
+    assert errors == f"FAILED {failed.id} tests.tasks.fail\n"
     assert output.endswith("Processed 2 task(s).\n")
     assert status_of(later) == "READY"
 
@@ -134,13 +139,14 @@ def test_verbosity_0_prints_only_failures_on_stderr():
 def test_verbosity_2_adds_attempt_duration_and_error():
     done = tasks.add.enqueue(1, 2)
     failed = tasks.fail.enqueue()
-    output = run("-v", "2")
+    output, errors = run_both("-v", "2")
+    assert f"STARTED {done.id} tests.tasks.add attempt=1\n" in output
     assert re.search(
         rf"SUCCESSFUL {done.id} tests.tasks.add attempt=1 duration=\d+\.\d{{3}}s\n",
         output,
     )
     assert re.search(
-        rf"FAILED {failed.id} tests.tasks.fail attempt=1 duration=\d+\.\d{{3}}s "
+        rf"^FAILED {failed.id} tests.tasks.fail attempt=1 duration=\d+\.\d{{3}}s "
         r"error=builtins.ValueError\n",
-        output,
+        errors,
     )

@@ -29,7 +29,7 @@ from django.utils.crypto import get_random_string
 
 from ..backends import DatabaseTaskBackend
 from ..models import DatabaseTask
-from . import registry, transitions
+from . import events, registry, transitions
 from .claim import claim_task_by_id, claim_tasks
 from .completer import announce, store
 from .executor import Outcome, run, start
@@ -119,7 +119,9 @@ class Worker:
             if row is None:
                 return None
             self._in_flight = row
-            outcome = run(start(row, self.backend))
+            attempt = start(row, self.backend)
+            events.started(attempt.result, self.worker_id)
+            outcome = run(attempt)
             result = store(outcome, using=database)
             self._in_flight = None
             self._finish(outcome, result)
@@ -171,7 +173,9 @@ class Worker:
         rows = self._claim(limit)
         for row in rows:
             self._in_flight = row
-            self._pool.submit(start(row, self.backend))
+            attempt = start(row, self.backend)
+            events.started(attempt.result, self.worker_id)
+            self._pool.submit(attempt)
             self._in_flight = None
         return bool(rows)
 
@@ -309,6 +313,7 @@ class Worker:
 
     def _finish(self, outcome: Outcome, result: TaskResult) -> None:
         announce(outcome, sender=type(self.backend))
+        events.finished(result, self.worker_id, outcome.exception)
         self.processed += 1
         if self.on_result is not None:
             self.on_result(result)

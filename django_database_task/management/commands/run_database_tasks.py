@@ -1,13 +1,17 @@
+import logging
 import os
 import signal
 
 from django.core.management.base import BaseCommand, CommandError
-from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, TaskResult, TaskResultStatus
+from django.tasks import DEFAULT_TASK_BACKEND_ALIAS
 from django.tasks.exceptions import InvalidTaskBackend
 
 from django_database_task.api import get_backend
 from django_database_task.engine.worker import Worker
+from django_database_task.log import console_logging
 from django_database_task.validation import check_text
+
+logger = logging.getLogger("django_database_task.worker")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 MAX_CONCURRENCY = 1000
@@ -121,7 +125,6 @@ class Command(BaseCommand):
             max_tasks=options["max_tasks"],
             concurrency=options["concurrency"],
             shutdown_timeout=options["shutdown_timeout"],
-            on_result=self._report,
         )
         previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
 
@@ -132,57 +135,34 @@ class Command(BaseCommand):
                 signal.signal(signum, signal.SIG_DFL)
                 raise _SecondSignal(signum)
             worker.stop()
-            self._say(
-                1, "Stopping after the running task; signal again to exit at once."
+            logger.info(
+                "Stopping after the running task(s); signal again to exit at once."
             )
 
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, request_stop)
-        self.verbosity = options["verbosity"]
-        self._say(
-            1,
-            f"Worker {worker.worker_id} started: backend {backend.alias!r}, "
-            f"queues: {', '.join(queue_names) or 'all'}.",
-        )
-        try:
-            processed = worker.run()
-        except _SecondSignal as second:
-            os.kill(os.getpid(), second.signum)
-            raise
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-        if worker.stopping:
-            self._say(1, "Stopped on signal.")
-        self._say(1, f"Processed {processed} task(s).")
-
-    def _say(self, verbosity: int, message: str) -> None:
-        if self.verbosity >= verbosity:
-            self.stdout.write(message)
-            self.stdout.flush()
-
-    def _report(self, result: TaskResult) -> None:
-        """Verbosity 0: failed tasks only, on stderr; 1: a line per task;
-        2: with its attempt, duration and, for a failure, the error."""
-        line = f"{result.status} {result.id} {result.task.module_path}"
-        if self.verbosity >= 2:
-            line += _details(result)
-        if result.status == TaskResultStatus.SUCCESSFUL:
-            self._say(1, self.style.SUCCESS(line))
-        elif self.verbosity >= 1:
-            self._say(1, self.style.ERROR(line))
-        else:
-            self.stderr.write(line)
-
-
-def _details(result: TaskResult) -> str:
-    details = f" attempt={result.attempts}"
-    if result.last_attempted_at and result.finished_at:
-        seconds = (result.finished_at - result.last_attempted_at).total_seconds()
-        details += f" duration={seconds:.3f}s"
-    if result.status == TaskResultStatus.FAILED and result.errors:
-        details += f" error={result.errors[-1].exception_class_path}"
-    return details
+        with console_logging(self.stdout, self.stderr, options["verbosity"]):
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, request_stop)
+            logger.info(
+                "Worker %s started: backend %r, queues: %s, concurrency %d, "
+                "heartbeat every %g s, rescue after %g s.",
+                worker.worker_id,
+                backend.alias,
+                ", ".join(queue_names) or "all",
+                worker.concurrency,
+                backend.heartbeat_interval,
+                backend.rescue_after,
+            )
+            try:
+                processed = worker.run()
+            except _SecondSignal as second:
+                os.kill(os.getpid(), second.signum)
+                raise
+            finally:
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
+            if worker.stopping:
+                logger.info("Stopped on signal.")
+            logger.info("Processed %d task(s).", processed)
 
 
 class _SecondSignal(KeyboardInterrupt):
