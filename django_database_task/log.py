@@ -47,10 +47,12 @@ class ConsoleFormatter(logging.Formatter):
         line = record.getMessage()
         if not self.details:
             return line
-        if hasattr(record, "attempt"):
-            line += f" attempt={record.attempt}"
-        if getattr(record, "duration", None) is not None:
-            line += f" duration={record.duration:.3f}s"
+        attempt = getattr(record, "attempt", None)
+        if attempt is not None:
+            line += f" attempt={attempt}"
+        duration = getattr(record, "duration", None)
+        if duration is not None:
+            line += f" duration={duration:.3f}s"
         if record.exc_info and record.exc_info[0] is not None:
             kind = record.exc_info[0]
             line += f" error={kind.__module__}.{kind.__qualname__}"
