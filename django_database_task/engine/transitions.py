@@ -1,4 +1,5 @@
-"""Status changes made on purpose: cancel, retry, requeue, make due.
+"""Status changes made on purpose: cancel, retry, requeue, make due, and the
+taking back of tasks from lost workers (rescue, stale requeue, lost claims).
 
 Each is one UPDATE guarded by the status it expects, so a worker claiming or
 finishing a task at the same moment is never overwritten: the task is simply
@@ -6,13 +7,17 @@ not changed. Each returns how many tasks it changed.
 """
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from django.db.models import QuerySet
 from django.tasks import TaskResultStatus, task_backends
 from django.utils import timezone
 
+from ..backends import DatabaseTaskBackend
 from ..models import DatabaseTask
 from ..sql import AppendError
+from .retry_policy import WorkerLost
+from .signals import task_rescued
 
 READY = TaskResultStatus.READY
 RUNNING = TaskResultStatus.RUNNING
@@ -24,6 +29,7 @@ class TaskCancelled(Exception):
 
 
 CANCELLED_PATH = f"{TaskCancelled.__module__}.{TaskCancelled.__qualname__}"
+WORKER_LOST_PATH = f"{WorkerLost.__module__}.{WorkerLost.__qualname__}"
 
 
 def cancel(tasks: QuerySet[DatabaseTask], reason: str) -> int:
@@ -95,3 +101,40 @@ def release_held(using: str, worker_id: str, keep: Sequence = ()) -> int:
     the database committed it) is not stranded."""
     held = DatabaseTask.objects.using(using).filter(status=RUNNING, worker_id=worker_id)
     return held.exclude(pk__in=list(keep)).update(status=READY, worker_id="")
+
+
+def requeue_lost(
+    backend: DatabaseTaskBackend,
+    *,
+    pk,
+    worker_id: str,
+    retry_at: datetime | None,
+    reason: str,
+    now: datetime,
+) -> int:
+    """READY at ``retry_at``, or FAILED when None, with a WorkerLost error;
+    only if ``worker_id`` still holds the task, then ``task_rescued`` is sent.
+    Returns 1 or 0."""
+    values: dict[str, object] = {
+        "worker_id": "",
+        "errors": AppendError(WORKER_LOST_PATH, f"{WORKER_LOST_PATH}: {reason}\n"),
+    }
+    if retry_at is None:
+        values |= {"status": TaskResultStatus.FAILED, "finished_at": now}
+    else:
+        values |= {"status": TaskResultStatus.READY, "due_at": retry_at}
+    tasks = DatabaseTask.objects.using(backend.database).filter(pk=pk)
+    changed = tasks.filter(status=RUNNING, worker_id=worker_id).update(**values)
+    # The path and queue are read only when someone listens (metrics).
+    if changed and task_rescued.has_listeners(type(backend)):
+        found = tasks.values_list("task_path", "queue_name").first()
+        if found is not None:
+            task_rescued.send_robust(
+                type(backend),
+                backend_name=backend.alias,
+                task_id=str(pk),
+                task_path=found[0],
+                queue_name=found[1],
+                status=values["status"],
+            )
+    return changed

@@ -16,13 +16,12 @@ from django.utils import timezone
 
 from ...backends import DatabaseTaskBackend
 from ...models import DatabaseTask, DatabaseTaskWorker
-from ...sql import AppendError
-from ..retry_policy import WorkerLost, next_attempt_at
-from ..signals import task_rescued
+from ..retry_policy import next_attempt_at
+from ..transitions import WORKER_LOST_PATH, requeue_lost
 
 RUNNING = TaskResultStatus.RUNNING
-WORKER_LOST_PATH = f"{WorkerLost.__module__}.{WorkerLost.__qualname__}"
 BATCH_SIZE = 100
+__all__ = ["WORKER_LOST_PATH", "prune", "requeue_lost", "rescue", "stranded_tasks"]
 
 
 def stranded_tasks(backend: DatabaseTaskBackend, now: datetime):
@@ -74,43 +73,6 @@ def rescue(
             now=now,
         )
     return rescued
-
-
-def requeue_lost(
-    backend: DatabaseTaskBackend,
-    *,
-    pk,
-    worker_id: str,
-    retry_at: datetime | None,
-    reason: str,
-    now: datetime,
-) -> int:
-    """READY at ``retry_at``, or FAILED when None, with a WorkerLost error;
-    only if ``worker_id`` still holds the task, then ``task_rescued`` is sent.
-    Returns 1 or 0."""
-    values: dict[str, object] = {
-        "worker_id": "",
-        "errors": AppendError(WORKER_LOST_PATH, f"{WORKER_LOST_PATH}: {reason}\n"),
-    }
-    if retry_at is None:
-        values |= {"status": TaskResultStatus.FAILED, "finished_at": now}
-    else:
-        values |= {"status": TaskResultStatus.READY, "due_at": retry_at}
-    tasks = DatabaseTask.objects.using(backend.database).filter(pk=pk)
-    changed = tasks.filter(status=RUNNING, worker_id=worker_id).update(**values)
-    # The path and queue are read only when someone listens (metrics).
-    if changed and task_rescued.has_listeners(type(backend)):
-        found = tasks.values_list("task_path", "queue_name").first()
-        if found is not None:
-            task_rescued.send_robust(
-                type(backend),
-                backend_name=backend.alias,
-                task_id=str(pk),
-                task_path=found[0],
-                queue_name=found[1],
-                status=values["status"],
-            )
-    return changed
 
 
 def prune(backend: DatabaseTaskBackend, *, now: datetime | None = None) -> int:

@@ -4,7 +4,7 @@ The rescuer trusts heartbeats and so never touches a task whose holder it
 cannot judge: one claimed before the worker registry existed (no
 ``worker_id``). This is the operator's tool for those, and for any task
 they judge stuck: the clock alone decides, whoever holds the task. Each task
-then goes the rescuer's way (``rescuer.requeue_lost``): a WorkerLost error,
+then goes the rescuer's way (``transitions.requeue_lost``): a WorkerLost error,
 READY after the retry backoff or FAILED, guarded by status and holder, so a
 worker finishing the task meanwhile keeps its outcome.
 """
@@ -20,7 +20,8 @@ from django.utils import timezone
 from ...backends import DatabaseTaskBackend
 from ...models import DatabaseTask
 from ..retry_policy import next_attempt_at
-from .rescuer import BATCH_SIZE, RUNNING, requeue_lost
+from ..transitions import requeue_lost
+from .rescuer import BATCH_SIZE, RUNNING
 
 # A year: an attempt older than that is stale by any measure, and far longer
 # thresholds overflow datetime arithmetic.
