@@ -77,6 +77,20 @@ def run_django(env: dict, *args: str, timeout: float = 120) -> str:
     return done.stdout
 
 
+def run_command(
+    env: dict, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """``manage.py *args`` to completion, whatever its exit status."""
+    return subprocess.run(
+        _command(*args),
+        cwd=ROOT,
+        env=_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 _numbers = itertools.count(1)
 
 

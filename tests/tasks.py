@@ -1,6 +1,8 @@
 """Tasks the tests enqueue. Module-level, as Django requires."""
 
 import asyncio
+import os
+import signal
 import time
 from datetime import datetime
 
@@ -173,3 +175,9 @@ class Unpicklable(Exception):
 @task
 def raise_unpicklable():
     raise Unpicklable("cannot travel", handle=lambda: None)
+
+
+@task
+def kill_own_process():
+    """Dies as the OOM killer would have it: SIGKILL, no cleanup."""
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -1,22 +1,26 @@
 import logging
 import os
 import signal
+import threading
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.tasks import DEFAULT_TASK_BACKEND_ALIAS
-from django.tasks.exceptions import InvalidTaskBackend
+from django.tasks import TaskResult, TaskResultStatus
+from django.utils import autoreload
 
-from django_database_task.api import get_backend
+from django_database_task.backends import DatabaseTaskBackend
+from django_database_task.engine.supervisor import (
+    Supervisor,
+    SupervisorLink,
+    resident_megabytes,
+)
 from django_database_task.engine.worker import Worker
 from django_database_task.log import console_logging
-from django_database_task.validation import check_text
+from django_database_task.management import worker_options
 
 logger = logging.getLogger("django_database_task.worker")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-MAX_CONCURRENCY = 1000
-# A day: longer waits gain nothing, and select() cannot wait forever.
-MAX_INTERVAL = 86_400
 
 
 class Command(BaseCommand):
@@ -26,98 +30,50 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--queue",
-            action="append",
-            default=[],
-            help="Queue name to process (all queues if not specified). Repeat "
-            "the option or separate names with commas for several queues.",
-        )
-        parser.add_argument(
-            "--backend",
-            default=DEFAULT_TASK_BACKEND_ALIAS,
-            help='Backend name (default: "default").',
-        )
-        parser.add_argument(
-            "--continuous",
-            action="store_true",
-            help="Keep polling even when no tasks.",
-        )
-        parser.add_argument(
-            "--interval",
-            type=float,
-            default=5.0,
-            help="Polling interval in seconds (default: 5).",
-        )
-        parser.add_argument(
-            "--max-tasks",
-            type=int,
-            default=0,
-            help="Maximum number of tasks to process (0=unlimited).",
-        )
-        parser.add_argument(
-            "--concurrency",
-            type=int,
-            default=1,
-            help="Tasks run at once in this process: sync ones in threads, async "
-            f"ones on one event loop (default: 1, max: {MAX_CONCURRENCY}).",
-        )
-        parser.add_argument(
-            "--shutdown-timeout",
-            type=float,
-            default=30.0,
-            help="Seconds running tasks get to finish after the first SIGTERM or "
-            "SIGINT, with --concurrency above 1 (default: 30). Tasks still "
-            "running then are left to the rescue.",
-        )
+        worker_options.add_arguments(parser)
 
     def handle(self, *args, **options):
-        if not 0 < options["interval"] <= MAX_INTERVAL:
-            raise CommandError(
-                f"--interval must be a number of seconds above 0 and at most "
-                f"{MAX_INTERVAL}, not {options['interval']}."
-            )
-        if options["max_tasks"] < 0:
-            raise CommandError(
-                f"--max-tasks must be 0 (unlimited) or more, "
-                f"not {options['max_tasks']}."
-            )
-        if not 1 <= options["concurrency"] <= MAX_CONCURRENCY:
-            raise CommandError(
-                f"--concurrency must be from 1 to {MAX_CONCURRENCY}, "
-                f"not {options['concurrency']}."
-            )
-        if not 0 <= options["shutdown_timeout"] <= MAX_INTERVAL:
-            raise CommandError(
-                f"--shutdown-timeout must be a number of seconds from 0 to "
-                f"{MAX_INTERVAL}, not {options['shutdown_timeout']}."
-            )
-        try:
-            backend = get_backend(options["backend"])
-        except InvalidTaskBackend as e:
-            raise CommandError(str(e)) from None
-        queue_names = [
-            name.strip()
-            for value in options["queue"]
-            for name in value.split(",")
-            if name.strip()
-        ]
-        for name in queue_names:
-            try:
-                check_text(name, "--queue")
-            except ValueError as e:
-                raise CommandError(str(e)) from None
-        unknown = [
-            name
-            for name in queue_names
-            if backend.queues and name not in backend.queues
-        ]
-        if unknown:
-            raise CommandError(
-                f"Queue {unknown[0]!r} is not in the QUEUES of backend "
-                f"{backend.alias!r} ({', '.join(sorted(backend.queues))})."
-            )
-        worker = Worker(
+        backend, queue_names = worker_options.validate(options)
+        with console_logging(self.stdout, self.stderr, options["verbosity"]):
+            if options["processes"] is not None:
+                code = _supervise(options, queue_names)
+            elif options["reload"]:
+                code = _reload(backend, queue_names, options)
+            else:
+                code = _run(_WorkerRun(backend, queue_names, options))
+        if code:
+            raise SystemExit(code)
+
+
+def _exit_code(options: dict[str, Any], processed: int, failed: int) -> int:
+    """The status --failed-exit-code or --empty-exit-code asks for, else 0
+    (a failed task was processed: both never apply at once)."""
+    if failed and options["failed_exit_code"]:
+        logger.info(
+            "%d task(s) failed: exit status %d.", failed, options["failed_exit_code"]
+        )
+        return options["failed_exit_code"]
+    if not processed and options["empty_exit_code"]:
+        logger.info("No task processed: exit status %d.", options["empty_exit_code"])
+        return options["empty_exit_code"]
+    return 0
+
+
+class _WorkerRun:
+    """One worker in this process, and what the command needs of its run:
+    the failures, the memory limit, and the supervisor it reports to."""
+
+    def __init__(
+        self,
+        backend: DatabaseTaskBackend,
+        queue_names: list[str],
+        options: dict[str, Any],
+    ) -> None:
+        self.options = options
+        self.failed = 0
+        self.signalled = False
+        self.over_memory = False
+        self.worker = Worker(
             backend,
             queue_names=queue_names,
             continuous=options["continuous"],
@@ -125,44 +81,199 @@ class Command(BaseCommand):
             max_tasks=options["max_tasks"],
             concurrency=options["concurrency"],
             shutdown_timeout=options["shutdown_timeout"],
+            on_result=self._on_result,
         )
-        previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
-
-        def request_stop(signum, frame):
-            if worker.stopping:
-                # Unwinds the worker, which leaves its unfinished tasks to the
-                # rescue, then dies of the signal below.
-                signal.signal(signum, signal.SIG_DFL)
-                raise _SecondSignal(signum)
-            worker.stop()
-            logger.info(
-                "Stopping after the running task(s); signal again to exit at once."
-            )
-
-        with console_logging(self.stdout, self.stderr, options["verbosity"]):
-            for signum in STOP_SIGNALS:
-                signal.signal(signum, request_stop)
-            logger.info(
-                "Worker %s started: backend %r, queues: %s, concurrency %d, "
-                "heartbeat every %g s, rescue after %g s.",
-                worker.worker_id,
-                backend.alias,
-                ", ".join(queue_names) or "all",
-                worker.concurrency,
-                backend.heartbeat_interval,
-                backend.rescue_after,
-            )
+        self.link: SupervisorLink | None = None
+        if options["supervisor_fd"] is not None:
             try:
-                processed = worker.run()
-            except _SecondSignal as second:
-                os.kill(os.getpid(), second.signum)
-                raise
-            finally:
-                for signum, handler in previous.items():
-                    signal.signal(signum, handler)
-            if worker.stopping:
-                logger.info("Stopped on signal.")
-            logger.info("Processed %d task(s).", processed)
+                self.link = SupervisorLink(
+                    options["supervisor_fd"], self._supervisor_lost
+                )
+            except OSError as e:
+                raise CommandError(f"No supervisor socket: {e}") from None
+
+    def _on_result(self, result: TaskResult) -> None:
+        failed = result.status == TaskResultStatus.FAILED
+        self.failed += failed
+        if self.link is not None:
+            self.link.task_done(failed)
+        limit = self.options["max_memory_per_child"]
+        if limit and not self.over_memory:
+            used = resident_megabytes()
+            if used > limit:
+                self.over_memory = True
+                logger.info(
+                    "Worker %s uses %d MiB, over --max-memory-per-child %d: "
+                    "stopping after the running task(s), to be replaced.",
+                    self.worker.worker_id,
+                    used,
+                    limit,
+                )
+                self.worker.stop()
+
+    def _supervisor_lost(self) -> None:
+        logger.warning(
+            "Worker %s lost its supervisor; stopping after the running task(s).",
+            self.worker.worker_id,
+        )
+        self.worker.stop()
+
+    def stop_on_signal(self) -> None:
+        self.signalled = True
+        self.worker.stop()
+        logger.info("Stopping after the running task(s); signal again to exit at once.")
+
+    def work(self) -> int:
+        """Run the worker; the exit status its run asks for."""
+        worker = self.worker
+        backend = worker.backend
+        logger.info(
+            "Worker %s started: backend %r, queues: %s, concurrency %d, "
+            "heartbeat every %g s, rescue after %g s.",
+            worker.worker_id,
+            backend.alias,
+            ", ".join(worker.queue_names) or "all",
+            worker.concurrency,
+            backend.heartbeat_interval,
+            backend.rescue_after,
+        )
+        processed = worker.run()
+        reached_max = bool(worker.max_tasks) and processed >= worker.max_tasks
+        if self.link is not None and (self.over_memory or reached_max):
+            self.link.recycle()
+        if self.signalled:
+            logger.info("Stopped on signal.")
+        logger.info("Processed %d task(s).", processed)
+        return _exit_code(self.options, processed, self.failed)
+
+
+def _run(run: _WorkerRun) -> int:
+    """The worker in this thread: the first SIGTERM or SIGINT stops it
+    gracefully, a second unwinds it and the process dies of that signal."""
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+
+    def request_stop(signum, frame):
+        if run.signalled:
+            # Unwinds the worker, which leaves its unfinished tasks to the
+            # rescue, then dies of the signal below.
+            signal.signal(signum, signal.SIG_DFL)
+            raise _SecondSignal(signum)
+        run.stop_on_signal()
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, request_stop)
+    try:
+        return run.work()
+    except _SecondSignal as second:
+        os.kill(os.getpid(), second.signum)
+        raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _reload(
+    backend: DatabaseTaskBackend, queue_names: list[str], options: dict[str, Any]
+) -> int:
+    """Django's autoreloader: this process (the parent) restarts a child
+    running the worker whenever the child exits with status 3. The child
+    stops its worker gracefully before a restart, on Ctrl-C and on SIGTERM;
+    a second Ctrl-C ends it at once."""
+    if os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) != "true":
+        # Ctrl-C reaches the child as well (one process group); were the
+        # parent to die of it, it would kill the child mid-task.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # The parent never calls the function: it exits with the status of
+        # the child that did not ask for a restart.
+        autoreload.run_with_reloader(lambda: None)
+    # The child inherits the parent's SIG_IGN.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    run = _WorkerRun(backend, queue_names, options)
+    finished = threading.Event()
+    reloaders: list[autoreload.BaseReloader] = []
+
+    def work() -> None:
+        try:
+            run.work()
+        finally:
+            finished.set()
+            # Ends the reloader's loop: the worker stopped for good.
+            for reloader in reloaders:
+                reloader.stop()
+
+    def watching(sender, **kwargs) -> None:
+        reloaders.append(sender)
+        if finished.is_set():
+            sender.stop()
+
+    def changed(sender, file_path, **kwargs) -> None:
+        logger.info("%s changed: restarting after the running task(s).", file_path)
+        run.worker.stop()
+        finished.wait()
+        # Returning nothing true lets Django restart the process.
+
+    autoreload.autoreload_started.connect(watching, weak=False)
+    autoreload.file_changed.connect(changed, weak=False)
+    try:
+        autoreload.run_with_reloader(work)
+    finally:
+        if not finished.is_set():
+            run.stop_on_signal()
+            try:
+                finished.wait()
+            except KeyboardInterrupt:
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGINT)
+    return 0
+
+
+def _supervise(options: dict[str, Any], queue_names: list[str]) -> int:
+    """Worker processes under a supervisor, which forwards stop signals; a
+    second one ends the children at once and this process dies of it."""
+    supervisor = Supervisor(
+        worker_options.child_command(options, queue_names),
+        processes=options["processes"],
+        continuous=options["continuous"],
+        env=worker_options.child_environment(),
+    )
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+
+    def request_stop(signum, frame):
+        if supervisor.stopping:
+            logger.info("Stopping the worker processes at once.")
+        else:
+            logger.info(
+                "Stopping the worker processes after their running task(s); "
+                "signal again to stop them at once."
+            )
+        supervisor.request_stop(signum)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, request_stop)
+    logger.info(
+        "Supervisor %d started: %d worker process(es) of concurrency %d.",
+        os.getpid(),
+        options["processes"],
+        options["concurrency"],
+    )
+    try:
+        summary = supervisor.run()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    logger.info(
+        "Processed %d task(s) in %d worker process(es).",
+        summary.processed,
+        summary.children,
+    )
+    if len(summary.signals) > 1:
+        signal.signal(summary.signals[-1], signal.SIG_DFL)
+        os.kill(os.getpid(), summary.signals[-1])
+    if summary.lost:
+        raise CommandError(
+            f"{summary.lost} worker process(es) died and were not replaced."
+        )
+    return _exit_code(options, summary.processed, summary.failed)
 
 
 class _SecondSignal(KeyboardInterrupt):
