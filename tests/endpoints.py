@@ -81,7 +81,3 @@ def finish(*results, days_ago: float = 0) -> None:
     DatabaseTask.objects.filter(pk__in=[r.id for r in results]).update(
         finished_at=timezone.now() - timedelta(days=days_ago)
     )
-
-
-def status_of(result) -> str:
-    return DatabaseTask.objects.get(pk=result.id).status

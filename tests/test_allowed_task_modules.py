@@ -12,7 +12,7 @@ from django.test import override_settings
 from django_database_task import process_tasks
 from django_database_task.models import DatabaseTask
 from tests import broken, tasks
-from tests.admin.factories import make_task
+from tests.factories import make_task
 
 pytestmark = pytest.mark.django_db
 

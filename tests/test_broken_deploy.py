@@ -5,7 +5,8 @@ from django.tasks import TaskResultStatus
 
 from django_database_task.models import DatabaseTask
 from tests import tasks
-from tests.endpoints import BEARER, TOKEN, status_of, tasks_setting
+from tests.endpoints import BEARER, TOKEN, tasks_setting
+from tests.factories import status_of
 from tests.processes import start_worker
 
 BROKEN_PATH = "tests.broken.raises_runtime_error.job"

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_database_task import process_tasks, run_task_by_id
 from django_database_task.models import DatabaseTask
 from tests import tasks
+from tests.factories import stored
 
 pytestmark = pytest.mark.django_db
 
@@ -26,10 +27,6 @@ def with_options(**options):
     return override_settings(
         TASKS={"default": {"BACKEND": BACKEND, "OPTIONS": options}}
     )
-
-
-def row(result) -> DatabaseTask:
-    return DatabaseTask.objects.get(pk=result.id)
 
 
 def run_due_now(result):
@@ -46,10 +43,10 @@ def test_a_failed_attempt_waits_its_backoff_then_runs_again_until_it_works():
     before = timezone.now()
     first = process_tasks()[0]
     assert first.status == "READY" and first.finished_at is None
-    stored = row(enqueued)
+    row = stored(enqueued)
     # Attempt 1 failed: back to READY, due within 10 s (full jitter from 0).
-    assert stored.status == "READY" and stored.worker_id == ""
-    assert before <= stored.due_at <= timezone.now() + timedelta(seconds=10)
+    assert row.status == "READY" and row.worker_id == ""
+    assert before <= row.due_at <= timezone.now() + timedelta(seconds=10)
     second = run_due_now(enqueued)
     assert second.status == "READY"
     third = run_due_now(enqueued)
@@ -66,9 +63,9 @@ def test_the_last_failure_is_failed_with_every_error():
     assert run_due_now(enqueued).status == "READY"
     last = run_due_now(enqueued)
     assert last.status == "FAILED" and last.finished_at is not None
-    stored = row(enqueued)
-    assert stored.status == "FAILED" and len(stored.worker_ids) == 2
-    assert [e["traceback"].splitlines()[-1] for e in stored.errors] == [
+    row = stored(enqueued)
+    assert row.status == "FAILED" and len(row.worker_ids) == 2
+    assert [e["traceback"].splitlines()[-1] for e in row.errors] == [
         "ConnectionError: call 1 for down failed",
         "ConnectionError: call 2 for down failed",
     ]
@@ -82,7 +79,7 @@ def test_retry_on_limits_which_errors_retry():
     enqueued = tasks.flaky.enqueue("no-retry", failures=1)
     [result] = process_tasks()
     assert result.status == "FAILED" and result.attempts == 1
-    assert row(enqueued).status == "FAILED"
+    assert stored(enqueued).status == "FAILED"
 
 
 @with_options(TASK_DEFAULTS={"max_attempts": 3, "retry_backoff": 0.001})
@@ -92,12 +89,12 @@ def test_context_attempt_counts_up_and_async_tasks_retry_too():
     for _ in range(3):
         DatabaseTask.objects.update(due_at=timezone.now())
         process_tasks()
-    assert row(synchronous).return_value == 2  # context.attempt of the success
-    assert (row(asynchronous).status, row(asynchronous).return_value) == (
+    assert stored(synchronous).return_value == 2  # context.attempt of the success
+    assert (stored(asynchronous).status, stored(asynchronous).return_value) == (
         "SUCCESSFUL",
         3,
     )
-    assert len(row(asynchronous).errors) == 2
+    assert len(stored(asynchronous).errors) == 2
 
 
 @with_options(TASK_DEFAULTS={"max_attempts": 2, "retry_backoff": 0.001})
@@ -138,8 +135,8 @@ def test_allow_retry_counts_attempts_the_same_way():
     TASK_OPTIONS={"tests.tasks.flaky": {"max_attempts": 2}},
 )
 def test_options_are_resolved_at_enqueue_time_per_path_then_defaults():
-    flaky = row(tasks.flaky.enqueue("x", failures=0))
-    other = row(tasks.add.enqueue(1, 2))
+    flaky = stored(tasks.flaky.enqueue("x", failures=0))
+    other = stored(tasks.add.enqueue(1, 2))
     assert (flaky.max_attempts, flaky.retry_backoff, flaky.retry_backoff_max) == (
         2,
         2.0,
@@ -174,13 +171,13 @@ def test_task_decorator_options_on_django_61():
     from tests import tasks_options
 
     enqueued = tasks_options.flaky_connection.enqueue("decorated", failures=2)
-    assert row(enqueued).max_attempts == 3
+    assert stored(enqueued).max_attempts == 3
     run_due_now(enqueued)
     run_due_now(enqueued)
     assert run_due_now(enqueued).status == "SUCCESSFUL"
     wrong = tasks_options.wrong_error.enqueue()
     assert process_tasks()[0].status == "FAILED"
-    assert row(wrong).max_attempts == 5
+    assert stored(wrong).max_attempts == 5
 
 
 @pytest.mark.skipif(not DJANGO_61, reason="@task options need Django 6.1")

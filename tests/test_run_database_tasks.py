@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from django_database_task.models import DatabaseTask
 from tests import tasks
+from tests.factories import status_of
 
 pytestmark = pytest.mark.django_db
 
@@ -24,10 +25,6 @@ def run_both(*args) -> tuple[str, str]:
     out, err = StringIO(), StringIO()
     call_command("run_database_tasks", *args, stdout=out, stderr=err)
     return out.getvalue(), err.getvalue()
-
-
-def status_of(result):
-    return DatabaseTask.objects.get(pk=result.id).status
 
 
 def test_run_once_until_no_tasks_are_due():

@@ -12,7 +12,8 @@ from django.utils import timezone
 from django_database_task import process_tasks
 from django_database_task.models import DatabaseTask
 from tests import tasks
-from tests.endpoints import finish, status_of
+from tests.endpoints import finish
+from tests.factories import status_of
 
 # POST run/
 

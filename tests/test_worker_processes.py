@@ -7,14 +7,11 @@ from django.tasks import TaskResultStatus
 
 from django_database_task.models import DatabaseTask
 from tests import tasks
+from tests.factories import status_of
 from tests.models import Execution
 from tests.processes import start_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def status_of(result):
-    return DatabaseTask.objects.get(pk=result.id).status
 
 
 def test_sigterm_lets_the_running_task_finish_and_starts_nothing_new(

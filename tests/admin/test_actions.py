@@ -10,8 +10,7 @@ from django_database_task.admin.actions import INLINE_RUN_LIMIT
 from django_database_task.engine.transitions import CANCELLED_PATH
 from django_database_task.models import DatabaseTask
 from tests.endpoints import BEARER, TOKEN, tasks_setting
-
-from .factories import failed_task, finished_task, make_task, messages_of
+from tests.factories import failed_task, finished_task, make_task, messages_of
 
 pytestmark = pytest.mark.django_db(transaction=False)
 

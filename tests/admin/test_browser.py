@@ -16,9 +16,9 @@ from django.utils import timezone
 
 from django_database_task.engine import registry
 from django_database_task.models import DatabaseTask, DatabaseTaskWorker
+from tests.factories import failed_task, finished_task, make_task
 
 from .browser import chromium, missing
-from .factories import failed_task, finished_task, make_task
 
 pytestmark = [
     pytest.mark.browser,

@@ -9,8 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_database_task.admin.charts import Bucket, _nice_max, bar_chart
-
-from .factories import failed_task, finished_task, make_task
+from tests.factories import failed_task, finished_task, make_task
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,7 @@ from django_database_task.admin.dashboard import worker_tables
 from django_database_task.engine import registry
 from django_database_task.models import DatabaseTaskWorker
 from tests.endpoints import tasks_setting
-
-from .factories import make_task
+from tests.factories import make_task
 
 pytestmark = pytest.mark.django_db
 

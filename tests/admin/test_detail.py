@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from .factories import failed_task, finished_task, make_task
+from tests.factories import failed_task, finished_task, make_task
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,7 @@ from django.utils import translation
 import django_database_task
 from django_database_task.admin.columns import format_duration, status_badge
 from django_database_task.models import DatabaseTask
-
-from .factories import make_task, messages_of
+from tests.factories import make_task, messages_of
 
 LOCALE = Path(django_database_task.__file__).parent / "locale" / "ja" / "LC_MESSAGES"
 

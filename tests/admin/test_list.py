@@ -9,8 +9,7 @@ from django.test.utils import CaptureQueriesContext, override_settings
 
 from django_database_task.admin.pagination import EstimatedCountPaginator
 from django_database_task.admin.task_admin import DatabaseTaskAdmin
-
-from .factories import failed_task, finished_task, make_task
+from tests.factories import failed_task, finished_task, make_task
 
 pytestmark = pytest.mark.django_db
 

@@ -5,8 +5,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from django_database_task.models import DatabaseTask
-
-from .factories import make_task, messages_of
+from tests.factories import make_task, messages_of
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django_database_task.backends import DatabaseTaskBackend
 from django_database_task.engine import registry
 from django_database_task.engine.maintenance import rescuer
 from django_database_task.engine.signals import task_rescued
-from tests.admin.factories import make_task
+from tests.factories import make_task
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from django_database_task.engine import registry
 from django_database_task.engine.maintenance import rescuer
-from django_database_task.models import DatabaseTask, DatabaseTaskWorker
-from tests.admin.factories import make_task
+from django_database_task.models import DatabaseTaskWorker
+from tests.factories import make_task, stored
 
 pytestmark = pytest.mark.django_db
 
@@ -51,15 +51,11 @@ def running(holder: str, attempts: int = 1, started_ago: float = 1, **fields):
     )
 
 
-def row(task) -> DatabaseTask:
-    return DatabaseTask.objects.get(pk=task.pk)
-
-
 def test_a_dead_workers_task_with_attempts_left_is_ready_again_after_its_backoff():
     task = running(worker("dead", silent_for=61), max_attempts=3, retry_backoff=10)
     before = timezone.now()
     assert rescuer.rescue(task_backends["default"]) == 1
-    rescued = row(task)
+    rescued = stored(task)
     assert (rescued.status, rescued.worker_id) == ("READY", "")
     assert before <= rescued.due_at <= timezone.now() + timedelta(seconds=10)
     assert rescued.errors[-1]["exception_class_path"] == rescuer.WORKER_LOST_PATH
@@ -69,13 +65,13 @@ def test_a_dead_workers_task_with_attempts_left_is_ready_again_after_its_backoff
 def test_a_dead_workers_task_that_used_its_attempts_fails():
     task = running(worker("dead", silent_for=600), attempts=2, max_attempts=2)
     assert rescuer.rescue(task_backends["default"]) == 1
-    assert row(task).status == "FAILED" and row(task).finished_at is not None
+    assert stored(task).status == "FAILED" and stored(task).finished_at is not None
 
 
 def test_a_live_workers_task_is_never_touched_however_long_it_runs():
     task = running(worker("alive", silent_for=4), started_ago=86_400)
     assert rescuer.rescue(task_backends["default"]) == 0
-    assert row(task).status == "RUNNING"
+    assert stored(task).status == "RUNNING"
 
 
 def test_a_holder_missing_from_the_registry_counts_from_the_attempts_start():
@@ -84,7 +80,7 @@ def test_a_holder_missing_from_the_registry_counts_from_the_attempts_start():
     # Held before the registry existed: only requeue_stale_database_tasks.
     legacy = running("", started_ago=86_400)
     assert rescuer.rescue(task_backends["default"]) == 1
-    assert [row(t).status for t in (old, young, legacy)] == [
+    assert [stored(t).status for t in (old, young, legacy)] == [
         "READY",
         "RUNNING",
         "RUNNING",
@@ -97,8 +93,8 @@ def test_rescue_is_per_backend_and_batch_limited():
     theirs = running(dead, backend_name="other", max_attempts=2)
     assert rescuer.rescue(task_backends["default"], batch_size=2) == 2
     assert rescuer.rescue(task_backends["default"], batch_size=2) == 1
-    assert {row(t).status for t in mine} == {"READY"}
-    assert row(theirs).status == "RUNNING"
+    assert {stored(t).status for t in mine} == {"READY"}
+    assert stored(theirs).status == "RUNNING"
 
 
 def test_a_task_that_changed_hands_meanwhile_is_left_alone():
@@ -114,7 +110,7 @@ def test_a_task_that_changed_hands_meanwhile_is_left_alone():
         )
         == 0
     )
-    assert row(task).status == "RUNNING"
+    assert stored(task).status == "RUNNING"
 
 
 def test_prune_deletes_dead_workers_once_they_hold_nothing():
@@ -123,6 +119,6 @@ def test_prune_deletes_dead_workers_once_they_hold_nothing():
     task = running(dead, max_attempts=1)
     assert rescuer.prune(task_backends["default"]) == 0
     rescuer.rescue(task_backends["default"])
-    assert row(task).status == "FAILED"
+    assert stored(task).status == "FAILED"
     assert rescuer.prune(task_backends["default"]) == 1
     assert list(DatabaseTaskWorker.objects.values_list("pk", flat=True)) == ["alive"]

@@ -9,13 +9,9 @@ from django_database_task.backends import DatabaseTaskBackend
 from django_database_task.engine import transitions
 from django_database_task.models import DatabaseTask
 from tests import tasks
-from tests.admin.factories import make_task
+from tests.factories import make_task, stored
 
 pytestmark = pytest.mark.django_db
-
-
-def row(task) -> DatabaseTask:
-    return DatabaseTask.objects.get(pk=task.pk)
 
 
 def cancel(*tasks_to_cancel) -> int:
@@ -26,12 +22,12 @@ def cancel(*tasks_to_cancel) -> int:
 def test_cancel_fails_ready_tasks_with_a_mark_and_the_reason():
     ready, running = make_task(), make_task(status="RUNNING")
     assert cancel(ready, running) == 1
-    cancelled = row(ready)
+    cancelled = stored(ready)
     assert cancelled.status == "FAILED"
     assert cancelled.cancelled_at == cancelled.finished_at is not None
     assert cancelled.errors[-1]["exception_class_path"] == transitions.CANCELLED_PATH
     assert "Cancelled by a test." in cancelled.errors[-1]["traceback"]
-    assert row(running).status == "RUNNING" and row(running).cancelled_at is None
+    assert stored(running).status == "RUNNING" and stored(running).cancelled_at is None
 
 
 def test_allow_retry_never_runs_a_cancelled_task():
@@ -39,7 +35,7 @@ def test_allow_retry_never_runs_a_cancelled_task():
     cancel(task)
     assert run_task_by_id(str(task.pk), allow_retry=True) is None
     assert process_tasks() == []
-    assert row(task).status == "FAILED" and row(task).worker_ids == []
+    assert stored(task).status == "FAILED" and stored(task).worker_ids == []
 
 
 def test_allow_retry_still_runs_a_task_that_failed_by_itself():
@@ -52,7 +48,7 @@ def test_a_deliberate_retry_clears_the_mark_and_runs_the_task():
     task = make_task(args=[2, 3])
     cancel(task)
     assert transitions.retry(DatabaseTask.objects.filter(pk=task.pk)) == 1
-    assert row(task).status == "READY" and row(task).cancelled_at is None
+    assert stored(task).status == "READY" and stored(task).cancelled_at is None
     [result] = process_tasks()
     assert result.status == "SUCCESSFUL" and result.return_value == 5
     # The cancellation stays in the task's history.
@@ -69,7 +65,7 @@ def test_retry_requeue_and_make_due_only_touch_the_status_they_expect():
     assert transitions.retry(everything) == 1
     assert transitions.requeue(everything) == 1
     assert transitions.make_due(everything) == 3
-    assert {row(t).status for t in (failed, running, ready)} == {"READY"}
+    assert {stored(t).status for t in (failed, running, ready)} == {"READY"}
 
 
 class RecordingBackend(DatabaseTaskBackend):

@@ -16,7 +16,7 @@ from django_database_task.engine.waker import Waker
 from django_database_task.engine.worker import Worker
 from django_database_task.models import DatabaseTask, DatabaseTaskWorker
 from tests import tasks
-from tests.admin.factories import make_task
+from tests.factories import make_task
 
 BACKEND = "django_database_task.backends.DatabaseTaskBackend"
 

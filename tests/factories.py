@@ -1,4 +1,5 @@
-"""Rows for admin tests, written straight to the table in any state."""
+"""Rows written straight to the table in any state, and reading them back:
+what the tests share."""
 
 from datetime import timedelta
 
@@ -51,6 +52,15 @@ def failed_task(**fields) -> DatabaseTask:
         ],
     )
     return finished_task("FAILED", **fields)
+
+
+def stored(result) -> DatabaseTask:
+    """The row of a TaskResult or of a row read earlier, as it is now."""
+    return DatabaseTask.objects.get(pk=getattr(result, "pk", None) or result.id)
+
+
+def status_of(result) -> str:
+    return stored(result).status
 
 
 def messages_of(response) -> list[str]:
