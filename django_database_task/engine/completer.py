@@ -8,7 +8,9 @@ caller can keep the outcome and write it later. ``announce`` sends
 import logging
 from dataclasses import asdict
 
+from django.db import transaction
 from django.tasks import TaskResult, TaskResultStatus
+from django.tasks.base import TaskError
 from django.tasks.signals import task_finished
 from django.utils import timezone
 
@@ -19,12 +21,33 @@ from .transient import tolerate
 logger = logging.getLogger(__name__)
 
 
+def store_all(outcomes: list[Outcome], *, using: str) -> list[TaskResult]:
+    """Write several outcomes in one transaction: one commit (one disk flush)
+    for all of them. All are written or, on an error, none."""
+    if len(outcomes) == 1:
+        return [store(outcomes[0], using=using)]
+
+    def write() -> list[TaskResult]:
+        with transaction.atomic(using=using):
+            return [_write(outcome, using) for outcome in outcomes]
+
+    return tolerate(write, using=using)
+
+
 def store(outcome: Outcome, *, using: str) -> TaskResult:
     """Write the outcome, guarded by ``status = RUNNING`` and the worker that
     holds the task, so that a task rescued or requeued meanwhile is not
     overwritten; return the updated result. Writing it twice is harmless."""
+    return tolerate(lambda: _write(outcome, using), using=using)
+
+
+def _write(outcome: Outcome, using: str) -> TaskResult:
     result = outcome.result
-    errors = [*result.errors, *([outcome.error] if outcome.error else [])]
+    # From the row as claimed, not the result: a batch written again after an
+    # error must not add the error twice.
+    errors = [TaskError(**error) for error in outcome.row.errors]
+    if outcome.error is not None:
+        errors.append(outcome.error)
     finished_at = None if outcome.retry_at else timezone.now()
     values = {
         "status": outcome.status,
@@ -40,7 +63,7 @@ def store(outcome: Outcome, *, using: str) -> TaskResult:
         status=TaskResultStatus.RUNNING,
         worker_id=outcome.row.worker_id,
     )
-    if not tolerate(lambda: held.update(**values), using=using):
+    if not held.update(**values):
         logger.warning(
             "Task id=%s was no longer held by worker %s when it finished; its %s "
             "outcome was not stored.",

@@ -31,7 +31,7 @@ from ..backends import DatabaseTaskBackend
 from ..models import DatabaseTask
 from . import events, registry, transitions
 from .claim import claim_task_by_id, claim_tasks
-from .completer import announce, store
+from .completer import announce, store, store_all
 from .executor import Outcome, run, start
 from .heartbeat import Heartbeat
 from .pool import ConcurrentPool, InlinePool
@@ -285,18 +285,22 @@ class Worker:
             )
 
     def _store_done(self) -> None:
-        for outcome in self._pool.take_done():
-            if self._unwritten:
-                self._unwritten.append(outcome)
-                continue
-            try:
-                result = store(outcome, using=self.backend.database)
-            except DatabaseError as error:
-                if not self.continuous:
-                    raise
-                self._outage.began("store the outcome of a task", error)
-                self._unwritten.append(outcome)
-                continue
+        """Store the finished outcomes, all in one transaction."""
+        done = self._pool.take_done()
+        if not done:
+            return
+        if self._unwritten:
+            self._unwritten.extend(done)
+            return
+        try:
+            results = store_all(done, using=self.backend.database)
+        except DatabaseError as error:
+            if not self.continuous:
+                raise
+            self._outage.began("store the outcome of a task", error)
+            self._unwritten.extend(done)
+            return
+        for outcome, result in zip(done, results, strict=True):
             self._finish(outcome, result)
 
     def _write_unwritten(self) -> None:
