@@ -216,6 +216,8 @@ def _reload(
     autoreload.file_changed.connect(changed, weak=False)
     try:
         autoreload.run_with_reloader(work)
+        # The worker's own crash, if that is what ended it.
+        autoreload.raise_last_exception()
     finally:
         if not finished.is_set():
             run.stop_on_signal()
