@@ -59,6 +59,24 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def database_handles(pid: int) -> list[str]:
+    """The process's open files that may be a database connection: network
+    sockets (socket pairs are Unix ones) and SQLite files."""
+    unix = {
+        line.split()[6] for line in Path("/proc/net/unix").read_text().splitlines()[1:]
+    }
+    handles = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                if target[len("socket:[") : -1] not in unix:
+                    handles.append(target)
+            elif "sqlite3" in target:
+                handles.append(target)
+    return handles
+
+
 def end(supervisor: LoggedWorker) -> None:
     """Kill the supervisor and its children: a failed test leaves no worker
     running on into the next (orphans would stop, but after their task)."""
@@ -98,7 +116,10 @@ def test_a_killed_child_is_replaced_and_its_task_rescued(
             workers=[supervisor],
             what="two worker processes",
         )
-        assert supervisor.pid not in first  # the supervisor is no worker
+        # The supervisor is no worker, and holds no connection.
+        assert supervisor.pid not in first
+        assert not database_handles(supervisor.pid)
+        assert database_handles(os.getpid())  # as this one, which has queried
         [holder] = wait_until(
             running_holders, timeout=30, workers=[supervisor], what="the claim"
         )

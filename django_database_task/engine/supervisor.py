@@ -167,6 +167,8 @@ class Supervisor:
         return max(0.0, min(due) - time.monotonic()) if due else MAX_PAUSE
 
     def _forward_signals(self) -> None:
+        """Send each child the stop signals it has not had yet; once
+        stopping, no slot waits for a replacement."""
         for slot in self._slots:
             child = slot.child
             while child and child.signals_sent < len(self.summary.signals):
@@ -177,6 +179,8 @@ class Supervisor:
                 slot.start_at = None
 
     def _start_due(self) -> None:
+        if self.stopping:
+            return
         now = time.monotonic()
         for slot in self._slots:
             if (

@@ -5,6 +5,7 @@ import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
 from django.tasks import TaskResult, TaskResultStatus
 from django.utils import autoreload
 
@@ -183,6 +184,7 @@ def _reload(
         # Ctrl-C reaches the child as well (one process group); were the
         # parent to die of it, it would kill the child mid-task.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        connections.close_all()  # The system checks may have connected.
         # The parent never calls the function: it exits with the status of
         # the child that did not ask for a restart.
         autoreload.run_with_reloader(lambda: None)
@@ -250,6 +252,8 @@ def _supervise(options: dict[str, Any], queue_names: list[str]) -> int:
             )
         supervisor.request_stop(signum)
 
+    # The system checks may have connected; the children have their own.
+    connections.close_all()
     for signum in STOP_SIGNALS:
         signal.signal(signum, request_stop)
     logger.info(
