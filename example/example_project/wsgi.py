@@ -1,0 +1,11 @@
+"""The WSGI application of the example project, for a server such as
+gunicorn (``gunicorn example_project.wsgi``, as deploy/docker/Dockerfile
+runs it)."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
+
+application = get_wsgi_application()
