@@ -1,3 +1,8 @@
+"""The worker command, in three shapes: one worker in this process (the
+default), worker processes under a supervisor (``--processes``, see
+``engine.supervisor``), or one worker restarted on code changes by Django's
+autoreloader (``--reload``). Options live in ``management.worker_options``."""
+
 import logging
 import os
 import signal
