@@ -110,29 +110,37 @@ def _columns(columns: Sequence[str], table: str = "") -> str:
 
 class PostgreSQL(Dialect):
     """One statement, in autocommit: no transaction to hold open. The locked
-    SELECT is a MATERIALIZED CTE: as a plain ``IN (subquery)`` the planner
-    may run it more than once, and with SKIP LOCKED each run returns other
-    rows, claiming more than ``limit``."""
+    SELECT sits in ``ARRAY(...)``, an init plan run exactly once (as a plain
+    ``IN (subquery)`` the planner may run it again, and with SKIP LOCKED each
+    run returns other rows, claiming more than ``limit``); the UPDATE then
+    finds the claimed rows by primary key. Its re-check of the status is
+    written ``COALESCE(status, '') = 'READY'`` (status is never NULL) so that
+    the planner cannot match it to the READY partial indexes: with statistics
+    left over from a purged table it would otherwise scan every READY row
+    through them, once per claim."""
 
     append_worker_id = "worker_ids || jsonb_build_array(%s::text)"
     create_indexes = _partial_claim_indexes()
     drop_indexes = _DROP_CLAIM_INDEXES
 
-    def claim(
-        self, connection, *, columns, backend_name, now, worker_id, queue_names, limit
-    ):
+    def claim_statement(
+        self, *, columns, backend_name, now, worker_id, queue_names, limit
+    ) -> Statement:
         select, select_params = self._select_claimable(
             backend_name, now, queue_names, limit
         )
         mark, mark_params = self._mark(now, worker_id)
+        return (
+            f"UPDATE {TABLE} SET {mark} "
+            f"WHERE id = ANY(ARRAY({select} FOR UPDATE SKIP LOCKED)) "
+            f"AND COALESCE(status, '') = 'READY' "
+            f"RETURNING {_columns(columns)}",
+            mark_params + select_params,
+        )
+
+    def claim(self, connection, **claim):
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"WITH claimed AS MATERIALIZED ({select} FOR UPDATE SKIP LOCKED) "
-                f"UPDATE {TABLE} SET {mark} FROM claimed "
-                f"WHERE {TABLE}.id = claimed.id AND {TABLE}.status = 'READY' "
-                f"RETURNING {_columns(columns, TABLE)}",
-                select_params + mark_params,
-            )
+            cursor.execute(*self.claim_statement(**claim))
             return cursor.fetchall()
 
 

@@ -1,0 +1,81 @@
+"""The PostgreSQL claim keeps its plan whatever the statistics say.
+
+Purge-then-burst is the normal life of a queue table: statistics taken when
+it held a million finished tasks say there are no READY rows, while a fresh
+backlog holds thousands. The claim must still find its rows by primary key,
+not scan every READY row once per claim.
+"""
+
+import json
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from django_database_task.engine.claim import COLUMNS
+from django_database_task.sql import TABLE, PostgreSQL
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="PostgreSQL's planner"
+    ),
+]
+
+ROWS = (
+    "INSERT INTO {table} (id, task_path, queue_name, priority, backend_name, "
+    "status, args, kwargs, due_at, enqueued_at, finished_at, errors, worker_ids, "
+    "worker_id, max_attempts, retry_backoff, retry_backoff_max) "
+    "SELECT gen_random_uuid(), 'tests.tasks.add', 'default', 0, 'default', "
+    "%s, '[1, 2]', '{{}}', now() - interval '1 minute', now(), {finished}, '[]', "
+    "'[]', '', 1, 1, 3600 FROM generate_series(1, %s)"
+)
+
+
+def plan_nodes(plan: dict):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+def test_under_stale_statistics_the_claim_updates_by_primary_key():
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {TABLE} SET (autovacuum_enabled = false)")
+        cursor.execute(
+            ROWS.format(table=TABLE, finished="now()"), ["SUCCESSFUL", 100_000]
+        )
+        cursor.execute(f"ANALYZE {TABLE}")
+        cursor.execute(f"DELETE FROM {TABLE}")
+        cursor.execute(ROWS.format(table=TABLE, finished="NULL"), ["READY", 10_000])
+        sql, params = PostgreSQL().claim_statement(
+            columns=COLUMNS,
+            backend_name="default",
+            now=timezone.now(),
+            worker_id="w",
+            queue_names=["default"],
+            limit=10,
+        )
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
+        [[explained]] = cursor.fetchall()
+    if isinstance(explained, str):
+        explained = json.loads(explained)
+    plan = explained[0]
+    update = plan["Plan"]
+    assert update["Node Type"] == "ModifyTable"
+    [outer_scan] = [
+        node
+        for node in update["Plans"]
+        if node.get("Parent Relationship") != "InitPlan"
+    ]
+    # The rows to update are found by id, and only the claimed ones are read.
+    indexes = {
+        node["Index Name"] for node in plan_nodes(outer_scan) if "Index Name" in node
+    }
+    assert indexes == {f"{TABLE}_pkey"}, json.dumps(update, indent=1)
+    assert outer_scan["Actual Rows"] == 10
+    scanned = [
+        node["Actual Rows"] * node.get("Actual Loops", 1)
+        for node in plan_nodes(update)
+        if "Scan" in node["Node Type"]
+    ]
+    assert max(scanned) <= 10
