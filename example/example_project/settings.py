@@ -134,26 +134,23 @@ if TASK_METRICS_TOKEN:
         ],
     }
 
+# The worker prints one line per task itself (or logs one JSON record): keep
+# Django's own per-task log quiet.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "loggers": {"django.tasks": {"level": "WARNING"}},
+}
 if os.environ.get("DJANGO_LOG_FORMAT") == "json":
-    LOGGING = {
-        "version": 1,
-        "disable_existing_loggers": False,
+    LOGGING |= {
         "formatters": {"json": {"()": "django_database_task.log.JSONFormatter"}},
         "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json"}},
-        "root": {"handlers": ["json"], "level": "WARNING"},
-        "loggers": {
-            "django_database_task": {
-                "handlers": ["json"],
-                "level": "INFO",
-                "propagate": False,
-            },
-        },
+        "root": {"handlers": ["json"], "level": "INFO"},
     }
-else:
-    # The worker prints one line per task itself; keep Django's per-task log
-    # quiet.
-    LOGGING = {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "loggers": {"django.tasks": {"level": "WARNING"}},
+    LOGGING["loggers"] |= {
+        "django_database_task": {
+            "handlers": ["json"],
+            "level": "INFO",
+            "propagate": False,
+        },
     }
