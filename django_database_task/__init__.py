@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 _API = {
+    "bulk_enqueue": "api",
     "process_one_task": "api",
     "process_tasks": "api",
     "get_pending_task_count": "api",

@@ -1,16 +1,18 @@
 """The programmatic API: run, count and inspect tasks without a command."""
 
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Min, Q
 from django.tasks import (
     DEFAULT_TASK_BACKEND_ALIAS,
+    Task,
     TaskResult,
     TaskResultStatus,
     task_backends,
 )
-from django.tasks.exceptions import TaskResultDoesNotExist
+from django.tasks.exceptions import InvalidTaskBackend, TaskResultDoesNotExist
 from django.utils import timezone
 
 from .backends import DatabaseTaskBackend, get_backend
@@ -18,6 +20,21 @@ from .engine import registry
 from .engine.worker import Worker
 from .models import DatabaseTask
 from .validation import check_text
+
+
+def bulk_enqueue(
+    task: Task, calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]]
+) -> list[TaskResult]:
+    """Enqueue ``task`` once per ``(args, kwargs)`` pair of ``calls``, all or
+    nothing, a multi-row INSERT per chunk; the task's backend must keep its
+    tasks in the database."""
+    backend = task.get_backend()
+    if not isinstance(backend, DatabaseTaskBackend):
+        raise InvalidTaskBackend(
+            f"Task backend {backend.alias!r} is a {type(backend).__name__}, not a "
+            "DatabaseTaskBackend: bulk_enqueue needs a database backend."
+        )
+    return backend.bulk_enqueue(task, calls)
 
 
 def process_one_task(

@@ -155,6 +155,17 @@ class CloudTasksDatabaseBackend(DatabaseTaskBackend):
         )
         return result
 
+    def bulk_enqueue(self, task, calls, **options) -> list[TaskResult]:
+        results = super().bulk_enqueue(task, calls, **options)
+        for result in results:
+            transaction.on_commit(
+                partial(
+                    self.create_cloud_task, result.id, task.queue_name, task.run_after
+                ),
+                using=self.database,
+            )
+        return results
+
     def create_cloud_task(
         self, task_id: str, queue_name: str, run_after: datetime | None = None
     ) -> bool:

@@ -102,3 +102,13 @@ def test_cancelling_in_the_admin_withdraws_the_cloud_task(
     )
     assert not cloud_tasks.has(result.id)
     assert cloud_tasks.has(kept.id)
+
+
+def test_bulk_enqueued_tasks_get_their_cloud_tasks_after_commit(configure, cloud_tasks):
+    from django_database_task import bulk_enqueue
+
+    configure()
+    with transaction.atomic():
+        results = bulk_enqueue(add, [((n, n), {}) for n in range(3)])
+        assert cloud_tasks.requests == [], "created before the commit"
+    assert all(cloud_tasks.has(r.id) for r in results)
