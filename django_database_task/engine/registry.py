@@ -11,6 +11,7 @@ import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from django.db import IntegrityError
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -29,20 +30,24 @@ def register(
     concurrency: int = 1,
 ) -> None:
     """Add the worker: one INSERT, no transaction, so that SQLite writers
-    never deadlock upgrading a read lock. Worker ids are unique, and only the
-    worker itself adds its row (again, after ``beat`` found it pruned)."""
+    never deadlock upgrading a read lock. Worker ids are unique and only the
+    worker itself adds its row, so a duplicate key means an earlier INSERT
+    committed though its answer was lost (an outage): the worker is in."""
     now = timezone.now()
-    DatabaseTaskWorker.objects.using(backend.database).create(
-        pk=worker_id,
-        backend_name=backend.alias,
-        host=socket.gethostname(),
-        pid=os.getpid(),
-        queues=list(queues),
-        concurrency=concurrency,
-        state=WorkerState.RUNNING,
-        started_at=now,
-        last_heartbeat_at=now,
-    )
+    try:
+        DatabaseTaskWorker.objects.using(backend.database).create(
+            pk=worker_id,
+            backend_name=backend.alias,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=list(queues),
+            concurrency=concurrency,
+            state=WorkerState.RUNNING,
+            started_at=now,
+            last_heartbeat_at=now,
+        )
+    except IntegrityError:
+        beat(backend, worker_id)
 
 
 def beat(backend: DatabaseTaskBackend, worker_id: str) -> bool:

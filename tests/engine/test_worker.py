@@ -103,3 +103,13 @@ def test_release_held_frees_what_a_worker_holds_but_does_not_run():
         DatabaseTask.objects.get(pk=t.pk).status for t in (lost, running, elsewhere)
     ]
     assert statuses == ["READY", "RUNNING", "RUNNING"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_registering_twice_is_being_registered():
+    """An INSERT that committed while its answer was lost is retried: the
+    retry finds the row there and counts as a heartbeat."""
+    backend = task_backends["default"]
+    registry.register(backend, "w")
+    registry.register(backend, "w")
+    assert list(DatabaseTaskWorker.objects.values_list("pk", flat=True)) == ["w"]
