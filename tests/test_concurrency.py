@@ -13,7 +13,7 @@ from tests import tasks
 from tests.models import Span, peak_overlap
 from tests.processes import backend_options, run_django, start_worker, wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.acceptance]
 
 
 def test_eight_sync_tasks_run_at_once_with_concurrency_8(test_database_env):

@@ -20,7 +20,7 @@ from tests import tasks
 from tests.models import Execution
 from tests.processes import LoggedWorker, backend_options, wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.acceptance]
 
 WORKERS = 4
 KILL_EVERY = 1.5

@@ -39,6 +39,8 @@ import yaml
 
 from tests.processes import free_port
 
+pytestmark = pytest.mark.acceptance
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 EXAMPLE = ROOT / "example"

@@ -26,6 +26,7 @@ from tests.processes import (
     wait_until,
 )
 
+pytestmark = pytest.mark.acceptance
 SIZE = 1000
 OUTAGE = 10.0
 DATABASE = "ddt_outage"

@@ -18,7 +18,7 @@ from tests import tasks
 from tests.models import Execution
 from tests.processes import LoggedWorker, backend_options, wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.acceptance]
 
 RETRIES = {"max_attempts": 3, "retry_backoff": 0.1, "retry_backoff_max": 0.1}
 # Claims, the retry backoff and the idle wait of the rescuing worker.

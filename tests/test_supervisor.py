@@ -25,7 +25,7 @@ from tests import tasks
 from tests.models import Execution
 from tests.processes import LoggedWorker, backend_options, run_command, wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.acceptance]
 
 FAST_RESCUE = {
     "HEARTBEAT_INTERVAL": 0.2,

@@ -14,7 +14,7 @@ from tests import tasks
 from tests.models import Execution
 from tests.processes import LoggedWorker, wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.acceptance]
 
 PROBE = """
 from django.tasks import task
