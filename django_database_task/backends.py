@@ -6,6 +6,7 @@ from typing import Any
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.models.sql import InsertQuery
 from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, TaskResult, task_backends
 from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.exceptions import (
@@ -21,6 +22,7 @@ from . import options
 from .models import DatabaseTask
 from .options import DatabaseTaskDefinition, OptionResolver
 from .results import is_allowed, load_task, to_task_result
+from .sql import PostgreSQL, channel_name, dialect_for
 from .validation import to_json
 
 # Rows per multi-row INSERT of bulk_enqueue: far below every database's limit
@@ -42,6 +44,9 @@ class DatabaseTaskBackend(BaseTaskBackend):
     ``HEARTBEAT_INTERVAL`` seconds and rescue the tasks of a worker silent for
     ``RESCUE_AFTER`` seconds. Enqueueing on the same database as the caller's
     transaction makes the task part of it: a rollback leaves no task behind.
+    On PostgreSQL an enqueue NOTIFYs idle workers, which LISTEN on a
+    connection to ``OPTIONS["LISTEN_DATABASE"]`` (default: ``DATABASE``);
+    ``OPTIONS["LISTEN"] = False`` turns both off (see ``engine.listener``).
     """
 
     task_class = DatabaseTaskDefinition
@@ -60,6 +65,16 @@ class DatabaseTaskBackend(BaseTaskBackend):
             raise ImproperlyConfigured(str(e)) from None
         self.heartbeat_interval = self._seconds("HEARTBEAT_INTERVAL", 5.0)
         self.rescue_after = self._seconds("RESCUE_AFTER", 60.0)
+        self.listen = self.options.get("LISTEN", True)
+        self.listen_database = self.options.get("LISTEN_DATABASE") or self.database
+        if not isinstance(self.listen, bool) or not isinstance(
+            self.listen_database, str
+        ):
+            raise ImproperlyConfigured(
+                f"Task backend {alias!r}: LISTEN must be True or False and "
+                "LISTEN_DATABASE a database alias."
+            )
+        self.channel = channel_name(alias)
         if self.rescue_after < 2 * self.heartbeat_interval:
             raise ImproperlyConfigured(
                 f"Task backend {alias!r}: RESCUE_AFTER ({self.rescue_after:g} s) "
@@ -125,7 +140,11 @@ class DatabaseTaskBackend(BaseTaskBackend):
     def enqueue(self, task, args, kwargs) -> TaskResult:
         self._check_enqueueable(task)
         row = self._new_row(task, args, kwargs, timezone.now())
-        row.save(using=self.database, force_insert=True)
+        dialect = dialect_for(connections[self.database])
+        if self.listen and isinstance(dialect, PostgreSQL):
+            self._insert_notifying(row, dialect)
+        else:
+            row.save(using=self.database, force_insert=True)
         result = to_task_result(row, task)
         task_enqueued.send(type(self), task_result=result)
         return result
@@ -159,10 +178,31 @@ class DatabaseTaskBackend(BaseTaskBackend):
             DatabaseTask.objects.using(self.database).bulk_create(
                 rows, batch_size=batch_size
             )
+            dialect = dialect_for(connections[self.database])
+            if rows and self.listen and isinstance(dialect, PostgreSQL):
+                with connections[self.database].cursor() as cursor:
+                    cursor.execute(
+                        *dialect.notify_statement(self.channel, task.queue_name)
+                    )
         results = [to_task_result(row, task) for row in rows]
         for result in results:
             task_enqueued.send(type(self), task_result=result)
         return results
+
+    def _insert_notifying(self, row: DatabaseTask, dialect: PostgreSQL) -> None:
+        """``row.save()`` and the NOTIFY in one statement, as fast as the save
+        alone. It sends no pre_save/post_save signals: nothing here uses them."""
+        query = InsertQuery(DatabaseTask)
+        query.insert_values(DatabaseTask._meta.local_concrete_fields, [row])
+        [insert] = query.get_compiler(using=self.database).as_sql()
+        statement = dialect.insert_notifying(insert, self.channel, row.queue_name)
+        with (
+            transaction.mark_for_rollback_on_error(self.database),
+            connections[self.database].cursor() as cursor,
+        ):
+            cursor.execute(*statement)
+        row._state.adding = False
+        row._state.db = self.database
 
     def _check_enqueueable(self, task) -> None:
         self.validate_task(task)
@@ -219,6 +259,13 @@ class DatabaseTaskBackend(BaseTaskBackend):
                 id="django_database_task.E001",
             )
             return
+        if self.listen and self.listen_database not in connections.settings:
+            yield checks.Error(
+                f"Task backend {self.alias!r}: LISTEN_DATABASE names the database "
+                f"{self.listen_database!r}, which is not in DATABASES.",
+                hint="Name a configured alias, or set OPTIONS['LISTEN'] = False.",
+                id="django_database_task.E003",
+            )
         vendor_is_sqlite = (
             connections.settings[self.database]["ENGINE"]
             == "django.db.backends.sqlite3"

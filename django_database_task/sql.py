@@ -3,12 +3,14 @@
 Everything else goes through the ORM. A ``Dialect`` owns what differs between
 databases: the claim (its statements and its transaction) that marks rows
 RUNNING and appends the worker id to the JSON ``worker_ids`` list, the claim
-by id, and the claim indexes. At the end, the JSON expressions the ORM lacks.
+by id, the claim indexes, and PostgreSQL's NOTIFY/LISTEN wake-up. At the end,
+the JSON expressions the ORM lacks.
 
 ``'READY'`` is written as a literal rather than a parameter so that the
 planner matches it against the partial indexes' ``WHERE status = 'READY'``.
 """
 
+import re
 from collections.abc import Sequence
 
 from django.db import transaction
@@ -63,6 +65,19 @@ class Dialect:
             + (f" AND queue_name IN ({queues})" if queue_names else "")
             + " ORDER BY priority DESC, due_at LIMIT %s",
             [backend_name, now, *queue_names, limit],
+        )
+
+    def next_due_statement(
+        self, *, backend_name: str, queue_names: Sequence[str], before
+    ) -> Statement:
+        """The earliest ``due_at`` of the READY tasks due before ``before``:
+        an index-only scan of the claim indexes, which cover these columns."""
+        queues = ", ".join(["%s"] * len(queue_names))
+        return (
+            f"SELECT MIN(due_at) FROM {TABLE} WHERE backend_name = %s "
+            "AND status = 'READY' AND due_at < %s"
+            + (f" AND queue_name IN ({queues})" if queue_names else ""),
+            [backend_name, before, *queue_names],
         )
 
     def claim_by_id_statement(
@@ -122,6 +137,24 @@ class PostgreSQL(Dialect):
     append_worker_id = "worker_ids || jsonb_build_array(%s::text)"
     create_indexes = _partial_claim_indexes()
     drop_indexes = _DROP_CLAIM_INDEXES
+
+    def insert_notifying(
+        self, insert: Statement, channel: str, queue_name: str
+    ) -> Statement:
+        """``insert`` (one row) also notifying ``channel``: still one
+        statement, so an enqueue in autocommit costs no extra round trip or
+        commit. The notification is sent when the transaction commits, never
+        on rollback, and PostgreSQL folds identical ones within a
+        transaction (savepoints included), so each queue is notified once."""
+        sql, params = insert
+        return f"{sql} RETURNING pg_notify(%s, %s)", [*params, channel, queue_name]
+
+    def notify_statement(self, channel: str, queue_name: str) -> Statement:
+        return "SELECT pg_notify(%s, %s)", [channel, queue_name]
+
+    def listen_statement(self, channel: str) -> str:
+        """``channel`` must be a ``channel_name``: quoting is all it needs."""
+        return f'LISTEN "{channel}"'
 
     def claim_statement(
         self, *, columns, backend_name, now, worker_id, queue_names, limit
@@ -222,6 +255,13 @@ class MySQL(Dialect):
 
 
 DIALECTS = {"postgresql": PostgreSQL(), "sqlite": SQLite(), "mysql": MySQL()}
+
+
+def channel_name(backend_alias: str) -> str:
+    """The NOTIFY channel of a backend: ``ddt_`` and the alias, in the
+    characters of an unquoted identifier, within PostgreSQL's 63 bytes. Two
+    aliases that map to one channel only cost each other spurious wake-ups."""
+    return ("ddt_" + re.sub(r"[^a-z0-9_]", "_", backend_alias.lower()))[:63]
 
 
 def dialect_for(connection) -> Dialect:

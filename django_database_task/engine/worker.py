@@ -20,6 +20,7 @@ the next heartbeat of any live worker rescues them.
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -29,7 +30,7 @@ from django.utils.crypto import get_random_string
 
 from ..backends import DatabaseTaskBackend
 from ..models import DatabaseTask
-from . import events, registry, transitions
+from . import events, listener, registry, transitions
 from .claim import claim_task_by_id, claim_tasks
 from .completer import announce, store, store_all
 from .executor import Outcome, run, start
@@ -85,6 +86,11 @@ class Worker:
         self._outage = Outage(self.worker_id, self._waker, enabled=continuous)
         self._claim_uncertain = False
         self._in_flight: DatabaseTask | None = None
+        self._listener = (
+            listener.for_worker(backend, self.queue_names, self.worker_id)
+            if continuous
+            else None
+        )
 
     def stop(self) -> None:
         """Start nothing new; safe to call from a signal handler, any time."""
@@ -98,6 +104,9 @@ class Worker:
                 self._loop()
         except Interrupted:
             pass  # Stopped while waiting for the database to register.
+        finally:
+            if self._listener is not None:
+                self._listener.close()
         return self.processed
 
     def run_task(self, task_id: str, *, allow_retry: bool = False) -> TaskResult | None:
@@ -145,9 +154,28 @@ class Worker:
                 continue
             if not self.continuous and self._idle():
                 return
-            if not self._pool.busy:
-                close_old_connections()
-            self._waker.wait(self.interval)
+            self._wait(
+                listener.until_due(self.backend, self.queue_names, self.interval)
+                if free
+                else self.interval
+            )
+
+    def _wait(self, timeout: float) -> None:
+        """Up to ``timeout`` seconds; stop(), a finished task or a notification
+        for a served queue end it sooner."""
+        if not self._pool.busy:
+            close_old_connections()
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if self._listener is None:
+                self._waker.wait(left)
+                return
+            if self._listener.drain():
+                return
+            fd = self._listener.fileno()
+            readable = self._waker.wait(left, watch=[] if fd is None else [fd])
+            if not readable or self.stopping or self._pool.busy:
+                return
 
     def _idle(self) -> bool:
         """Nothing running and every outcome stored (one may have finished
