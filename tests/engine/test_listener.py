@@ -145,9 +145,9 @@ def test_next_due_is_the_earliest_ready_task_of_the_served_queues():
     now = timezone.now()
     backend = task_backends["default"]
     tasks.record.using(run_after=now + timedelta(seconds=30)).enqueue("late")
-    tasks.record.using(
-        run_after=now + timedelta(seconds=3), queue_name="mail"
-    ).enqueue("other queue")
+    tasks.record.using(run_after=now + timedelta(seconds=3), queue_name="mail").enqueue(
+        "other queue"
+    )
     soon = tasks.record.using(run_after=now + timedelta(seconds=10)).enqueue("soon")
 
     def due(queues, within):
@@ -193,9 +193,7 @@ def test_next_due_is_an_index_only_scan_of_a_claim_index(queues, indexes):
         [[explained]] = cursor.fetchall()
     plan = json.loads(explained) if isinstance(explained, str) else explained
     scans = [
-        node
-        for node in _nodes(plan[0]["Plan"])
-        if node.get("Relation Name") == TABLE
+        node for node in _nodes(plan[0]["Plan"]) if node.get("Relation Name") == TABLE
     ]
     [scan] = scans
     assert scan["Node Type"] == "Index Only Scan"
