@@ -71,6 +71,14 @@ if os.environ.get("DDT_TEST_DATABASE_NAME"):
     DATABASES = {
         "default": DATABASES["default"] | {"NAME": os.environ["DDT_TEST_DATABASE_NAME"]}
     }
+# ... with aliases as JSON, each the default's settings with some changed:
+# {"default": {"PORT": "6432"}, "direct": {}} sends the default through a
+# pooler on port 6432 and adds a "direct" alias to the server itself.
+if os.environ.get("DDT_TEST_DATABASES"):
+    DATABASES |= {
+        alias: DATABASES["default"] | changes
+        for alias, changes in json.loads(os.environ["DDT_TEST_DATABASES"]).items()
+    }
 
 SECRET_KEY = "tests-only-secret"
 USE_TZ = True
