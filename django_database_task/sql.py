@@ -71,7 +71,7 @@ class Dialect:
         self, *, backend_name: str, queue_names: Sequence[str], before
     ) -> Statement:
         """The earliest ``due_at`` of the READY tasks due before ``before``:
-        an index-only scan of the claim indexes, which cover these columns."""
+        an index-only scan of a claim index, which holds these columns."""
         queues = ", ".join(["%s"] * len(queue_names))
         return (
             f"SELECT MIN(due_at) FROM {TABLE} WHERE backend_name = %s "

@@ -7,10 +7,12 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.tasks import task_backends
 from django.utils import timezone
 
+from django_database_task.backends import DatabaseTaskBackend
 from django_database_task.engine import listener
 from django_database_task.sql import TABLE, channel_name, dialect_for
 from tests import tasks
@@ -41,6 +43,15 @@ def test_a_channel_is_an_identifier_within_63_bytes():
     assert channel_name("default") == "ddt_default"
     assert channel_name("Mail-Out.eu") == "ddt_mail_out_eu"
     assert len(channel_name("x" * 100)) == 63
+
+
+def test_listen_options_are_checked():
+    with pytest.raises(ImproperlyConfigured, match="LISTEN must be True or False"):
+        DatabaseTaskBackend("default", {"OPTIONS": {"LISTEN": "yes"}})
+    missing = DatabaseTaskBackend("default", {"OPTIONS": {"LISTEN_DATABASE": "x"}})
+    assert [error.id for error in missing.check()] == ["django_database_task.E003"]
+    off = {"LISTEN": False, "LISTEN_DATABASE": "x"}
+    assert not list(DatabaseTaskBackend("default", {"OPTIONS": off}).check())
 
 
 @on_postgresql
@@ -166,7 +177,7 @@ def test_next_due_is_the_earliest_ready_task_of_the_served_queues():
 
 
 @on_postgresql
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     ("queues", "indexes"),
     [
@@ -185,7 +196,8 @@ def test_next_due_is_an_index_only_scan_of_a_claim_index(queues, indexes):
             "'{}', now(), now(), '[]', '[]', '', 1, 1, 3600 "
             "FROM generate_series(1, 20000) AS n"
         )
-        cursor.execute(f"ANALYZE {TABLE}")
+        # As autovacuum leaves it: the pages all-visible, the statistics fresh.
+        cursor.execute(f"VACUUM ANALYZE {TABLE}")
         sql, params = dialect_for(connection).next_due_statement(
             backend_name="default", queue_names=queues, before=timezone.now()
         )
