@@ -24,7 +24,7 @@ from tests.processes import (
     wait_until,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.acceptance]
 
 on_postgresql = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="NOTIFY/LISTEN is PostgreSQL's"
