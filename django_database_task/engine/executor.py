@@ -70,10 +70,17 @@ class Attempt:
         )
 
     def arguments(self) -> tuple[tuple, dict[str, Any]]:
-        args = tuple(self.row.args)
-        if self.task.takes_context:
-            args = (TaskContext(task_result=self.result), *args)
-        return args, self.row.kwargs
+        return call_arguments(self.task, self.row, self.result)
+
+
+def call_arguments(
+    task: Task, row: DatabaseTask, result: TaskResult
+) -> tuple[tuple, dict[str, Any]]:
+    """The stored arguments, behind the context for a task that takes it."""
+    args = tuple(row.args)
+    if task.takes_context:
+        args = (TaskContext(task_result=result), *args)
+    return args, row.kwargs
 
 
 def error_from(exception: BaseException) -> TaskError:
@@ -111,7 +118,12 @@ def run(attempt: Attempt) -> Outcome:
         if timeout is None:
             raw = attempt.task.call(*args, **kwargs)
         else:
-            raw = isolation.call(attempt.task, args, kwargs, timeout=timeout)
+            raw = isolation.call(
+                str(attempt.row.pk),
+                database=attempt.backend.database,
+                allowed_modules=attempt.backend.allowed_task_modules,
+                timeout=timeout,
+            )
         return_value = to_json(raw, "the task's return value")
     except KeyboardInterrupt:
         raise

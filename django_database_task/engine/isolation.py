@@ -10,10 +10,8 @@ database settings as they are at call time (a test database included).
 import multiprocessing
 import pickle
 from collections.abc import Sequence
-from typing import Any
 
 from django.db import connections
-from django.tasks import Task
 from django.tasks.base import TaskError
 
 _context = multiprocessing.get_context("forkserver")
@@ -38,14 +36,21 @@ class ChildDied(Exception):
     """The child process ended without an answer (killed, out of memory)."""
 
 
-def call(task: Task, args: Sequence[Any], kwargs: dict[str, Any], *, timeout: float):
-    """``task.call(*args, **kwargs)`` in a child process; its return value,
+def call(
+    task_id: str,
+    *,
+    database: str,
+    allowed_modules: Sequence[str] | None,
+    timeout: float,
+):
+    """Run the claimed task ``task_id`` (a row of ``database``) in a child
+    process, which loads it from its row as the worker did; its return value,
     or Failed, TimedOut or ChildDied."""
     receiver, sender = _context.Pipe(duplex=False)
     databases = {alias: connections[alias].settings_dict for alias in connections}
     process = _context.Process(
         target=_run,
-        args=(task, tuple(args), kwargs, databases, sender),
+        args=(task_id, database, allowed_modules, databases, sender),
         daemon=True,
     )
     process.start()
@@ -73,13 +78,25 @@ def call(task: Task, args: Sequence[Any], kwargs: dict[str, Any], *, timeout: fl
     return payload[0]
 
 
-def _run(task: Task, args: tuple, kwargs: dict, databases: dict, sender) -> None:
-    """The child: run the task, send back its value or its error."""
-    from .executor import error_from
+def _run(
+    task_id: str,
+    database: str,
+    allowed_modules: Sequence[str] | None,
+    databases: dict,
+    sender,
+) -> None:
+    """The child: load the task from its row (a Task does not pickle on every
+    Django version), run it, send back its value or its error."""
+    from ..models import DatabaseTask
+    from ..results import load_task, to_task_result
+    from .executor import call_arguments, error_from
 
     for alias, settings_dict in databases.items():
         connections[alias].settings_dict = settings_dict
     try:
+        row = DatabaseTask.objects.using(database).get(pk=task_id)
+        task = load_task(row, allowed_modules)
+        args, kwargs = call_arguments(task, row, to_task_result(row, task))
         sender.send(("value", task.call(*args, **kwargs)))
     except BaseException as e:
         sender.send(("error", _portable(e), error_from(e)))
