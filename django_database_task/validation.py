@@ -8,7 +8,7 @@ the worker hours later.
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -108,3 +108,11 @@ def check_text(value: str, where: str) -> str:
             f"{where} contains a lone surrogate, which is not valid Unicode text."
         ) from None
     return value
+
+
+def option_names(values: Iterable[str], where: str) -> list[str]:
+    """Names from an option given several times, each perhaps a
+    comma-separated list (``--queue emails,sms --queue default``), checked
+    with ``check_text``."""
+    names = [name.strip() for value in values for name in value.split(",")]
+    return [check_text(name, where) for name in names if name]

@@ -14,7 +14,7 @@ from django.tasks.exceptions import InvalidTaskBackend
 from django_database_task.api import get_backend
 from django_database_task.backends import DatabaseTaskBackend
 from django_database_task.engine.supervisor import REPORT_FD_OPTION
-from django_database_task.validation import check_text
+from django_database_task.validation import option_names
 
 MAX_CONCURRENCY = 1000
 MAX_PROCESSES = 64
@@ -218,17 +218,10 @@ def _validate_reload(options: dict[str, Any]) -> None:
 
 
 def _queue_names(options: dict[str, Any], backend: DatabaseTaskBackend) -> list[str]:
-    names = [
-        name.strip()
-        for value in options["queue"]
-        for name in value.split(",")
-        if name.strip()
-    ]
-    for name in names:
-        try:
-            check_text(name, "--queue")
-        except ValueError as e:
-            raise CommandError(str(e)) from None
+    try:
+        names = option_names(options["queue"], "--queue")
+    except ValueError as e:
+        raise CommandError(str(e)) from None
     unknown = [name for name in names if backend.queues and name not in backend.queues]
     if unknown:
         raise CommandError(

@@ -11,7 +11,7 @@ from django_database_task.api import get_backend
 from django_database_task.backends import DatabaseTaskBackend
 from django_database_task.durations import format_duration, parse_duration
 from django_database_task.health import Limits, check_health
-from django_database_task.validation import check_text
+from django_database_task.validation import option_names
 
 UNHEALTHY = 1
 BAD_OPTIONS = 2
@@ -117,15 +117,8 @@ class Command(BaseCommand):
 def _parse(options: dict) -> tuple[DatabaseTaskBackend, Limits, list[str]]:
     """The backend, limits and queue names the options ask for; a
     CommandError with exit status 2 if they make no sense."""
-    queue_names = [
-        name.strip()
-        for value in options["queue"]
-        for name in value.split(",")
-        if name.strip()
-    ]
     try:
-        for name in queue_names:
-            check_text(name, "--queue")
+        queue_names = option_names(options["queue"], "--queue")
         backend = get_backend(options["backend"])
         max_age = _duration(options["max_age"], "--max-age")
         max_heartbeat_age = _duration(

@@ -12,7 +12,7 @@ from django_database_task.engine.maintenance.stale import (
     StaleTask,
     requeue_stale,
 )
-from django_database_task.validation import check_text
+from django_database_task.validation import option_names
 
 
 class Command(BaseCommand):
@@ -68,18 +68,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        queue_names = [
-            name.strip()
-            for value in options["queue"]
-            for name in value.split(",")
-            if name.strip()
-        ]
         try:
             older_than = parse_duration(
                 options["older_than"], "--older-than", MAX_OLDER_THAN
             )
-            for name in queue_names:
-                check_text(name, "--queue")
+            queue_names = option_names(options["queue"], "--queue")
             backend = get_backend(options["backend"])
             tasks = requeue_stale(
                 backend,
