@@ -155,12 +155,16 @@ def test_workers_ride_out_a_database_restart(server, tmp_path):
         )
         server.start()
         outage = time.monotonic() - stopped_at
-        wait_until(
-            lambda: statuses(server) == {"SUCCESSFUL": SIZE},
-            timeout=90,
-            workers=workers,
-            what="every task to succeed after the outage",
-        )
+        try:
+            wait_until(
+                lambda: statuses(server) == {"SUCCESSFUL": SIZE},
+                timeout=90,
+                workers=workers,
+                what="every task to succeed after the outage",
+            )
+        except AssertionError as stuck:
+            logs = "\n".join(worker.errors()[-3000:] for worker in workers)
+            raise AssertionError(f"{stuck}: {statuses(server)}\n{logs}") from None
         recovered = time.monotonic() - stopped_at - outage
         still_running = [worker.alive() for worker in workers]
         exit_codes = [worker.stop() for worker in workers]
