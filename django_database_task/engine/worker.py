@@ -105,6 +105,8 @@ class Worker:
         except Interrupted:
             pass  # Stopped while waiting for the database to register.
         finally:
+            # Ends the slot threads (closing their connections) and the loop.
+            self._pool.close(timeout=0)
             if self._listener is not None:
                 self._listener.close()
         return self.processed

@@ -2,6 +2,7 @@
 from its own thread, and safe to stop at any time."""
 
 import os
+import threading
 import time
 
 import pytest
@@ -113,3 +114,15 @@ def test_registering_twice_is_being_registered():
     registry.register(backend, "w")
     registry.register(backend, "w")
     assert list(DatabaseTaskWorker.objects.values_list("pk", flat=True)) == ["w"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_run_ends_its_slot_threads():
+    for number in range(6):
+        tasks.add.enqueue(number, 1)
+    worker = Worker(task_backends["default"], concurrency=4)
+    assert worker.run() == 6
+    deadline = time.monotonic() + 10
+    while any(t.name == "task slot" and t.is_alive() for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "slot threads still running"
+        time.sleep(0.02)
