@@ -2,6 +2,8 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import lru_cache
 
 from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.base import TaskError
@@ -92,12 +94,8 @@ def load_task(row: DatabaseTask, allowed_modules: Sequence[str] | None = None) -
                 f"Task path {row.task_path!r} is not in a module listed in "
                 "OPTIONS['ALLOWED_TASK_MODULES'], so it was not imported."
             )
-        return replace(
-            import_task(row.task_path),
-            priority=row.priority,
-            queue_name=row.queue_name,
-            backend=row.backend_name,
-            run_after=row.run_after,
+        return _task_as_enqueued(
+            row.task_path, row.priority, row.queue_name, row.backend_name, row.run_after
         )
     except (TaskNotImportable, InvalidTask) as e:
         error = e if isinstance(e, TaskNotImportable) else TaskNotImportable(str(e))
@@ -109,6 +107,25 @@ def load_task(row: DatabaseTask, allowed_modules: Sequence[str] | None = None) -
             backend=row.backend_name,
             run_after=row.run_after,
         )
+
+
+@lru_cache(maxsize=256)
+def _task_as_enqueued(
+    task_path: str,
+    priority: int,
+    queue_name: str,
+    backend: str,
+    run_after: datetime | None,
+) -> Task:
+    """A worker loads the same few tasks over and over: build each once.
+    Failures are not cached, so a task fixed by a deploy loads again."""
+    return replace(
+        import_task(task_path),
+        priority=priority,
+        queue_name=queue_name,
+        backend=backend,
+        run_after=run_after,
+    )
 
 
 def to_task_result(row: DatabaseTask, task: Task) -> TaskResult:

@@ -101,6 +101,36 @@ class Dialect:
             [*params, task_id, backend_name],
         )
 
+    def finish_statement(
+        self,
+        *,
+        ids: Sequence,
+        status: str,
+        worker_id: str,
+        values: dict[str, Sequence],
+    ) -> Statement:
+        """One UPDATE storing the outcomes of the tasks ``ids``, all ending in
+        ``status``, while ``worker_id`` still holds them: ``values`` maps a
+        column to its value per task, in ``ids`` order. Tasks are found by
+        primary key, so the plan never depends on statistics."""
+        assignments = ["status = %s", "worker_id = ''"]
+        params: list = [status]
+        for column, per_task in values.items():
+            if all(value is per_task[0] for value in per_task):
+                assignments.append(f"{column} = %s")
+                params.append(per_task[0])
+                continue
+            cases = " ".join(["WHEN %s THEN %s"] * len(ids))
+            assignments.append(f"{column} = CASE id {cases} END")
+            for task_id, value in zip(ids, per_task, strict=True):
+                params += [task_id, value]
+        placeholders = ", ".join(["%s"] * len(ids))
+        return (
+            f"UPDATE {TABLE} SET {', '.join(assignments)} "
+            f"WHERE id IN ({placeholders}) AND status = 'RUNNING' AND worker_id = %s",
+            [*params, *ids, worker_id],
+        )
+
 
 def _partial_claim_indexes() -> tuple[str, ...]:
     return (
@@ -121,6 +151,14 @@ _DROP_CLAIM_INDEXES_IF_EXIST = (
 def _columns(columns: Sequence[str], table: str = "") -> str:
     prefix = f"{table}." if table else ""
     return ", ".join(f"{prefix}{column}" for column in columns)
+
+
+_ARRAY_TYPES = {
+    "finished_at": "timestamptz",
+    "due_at": "timestamptz",
+    "return_value": "jsonb",
+    "errors": "jsonb",
+}
 
 
 class PostgreSQL(Dialect):
@@ -175,6 +213,26 @@ class PostgreSQL(Dialect):
         with connection.cursor() as cursor:
             cursor.execute(*self.claim_statement(**claim))
             return cursor.fetchall()
+
+    def finish_statement(self, *, ids, status, worker_id, values):
+        """The values travel as one array per column, so the statement's
+        text (which psycopg parses, and caches, per text) is the same for
+        every batch."""
+        columns = list(values)
+        arrays = ", ".join(f"%s::{_ARRAY_TYPES[column]}[]" for column in columns)
+        return (
+            f"UPDATE {TABLE} SET status = %s, worker_id = '', "
+            + ", ".join(f"{column} = v.{column}" for column in columns)
+            + f" FROM unnest(%s::uuid[], {arrays}) AS v(id, {', '.join(columns)}) "
+            f"WHERE {TABLE}.id = v.id AND {TABLE}.status = 'RUNNING' "
+            f"AND {TABLE}.worker_id = %s",
+            [
+                status,
+                list(ids),
+                *(list(values[column]) for column in columns),
+                worker_id,
+            ],
+        )
 
 
 class SQLite(Dialect):

@@ -85,10 +85,12 @@ def sleep_then_record(key, seconds):
 
 
 @task
-def record_every_run(key):
+def record_every_run(key, seconds=0):
     """Counts executions like ``record``, but a second run succeeds too and
     adds to ``duplicates``: a task run again after a crash still ends
-    SUCCESSFUL, and the extra run shows."""
+    SUCCESSFUL, and the extra run shows. Sleeps ``seconds`` first."""
+    if seconds:
+        time.sleep(seconds)
     _, created = Execution.objects.get_or_create(key=key)
     if not created:
         Execution.objects.filter(key=key).update(duplicates=F("duplicates") + 1)

@@ -24,6 +24,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.acceptance]
 
 WORKERS = 4
 KILL_EVERY = 1.5
+# Long enough that the workers are still busy at the last kill.
+TASK_SECONDS = 0.02
 RETRIES = {"max_attempts": 5, "retry_backoff": 0.1, "retry_backoff_max": 1}
 # A statement the killed worker had sent may still commit on the server a
 # moment after its death; it is long done by then, and no rescue can come
@@ -94,7 +96,7 @@ def test_workers_killed_mid_run_strand_no_task_and_lose_none(
         TASK_DEFAULTS=RETRIES,
     )
     for number in range(size):
-        tasks.record_every_run.enqueue(f"task-{number}")
+        tasks.record_every_run.enqueue(f"task-{number}", TASK_SECONDS)
 
     def start() -> LoggedWorker:
         return LoggedWorker(env, tmp_path, "--continuous", "--interval", "0.2")

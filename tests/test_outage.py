@@ -1,6 +1,6 @@
 """A database that goes away mid-run costs no task and no worker.
 
-Two continuous workers drain 1,000 tasks from a database server of the
+Two continuous workers drain 3,000 tasks from a database server of the
 test's own, which is stopped for ten seconds mid-run and started again. The
 workers wait the outage out, saying so once, write the outcomes they could
 not store, and carry on: every task runs exactly once, and the workers still
@@ -27,7 +27,7 @@ from tests.processes import (
 )
 
 pytestmark = pytest.mark.acceptance
-SIZE = 1000
+SIZE = 3000
 OUTAGE = 10.0
 DATABASE = "ddt_outage"
 OPTIONS = {
@@ -100,6 +100,13 @@ def log_messages(log: str) -> list[str]:
     return messages
 
 
+def registered(server) -> int:
+    [(count,)] = server.query(
+        DATABASE, "SELECT COUNT(*) FROM django_database_task_worker"
+    )
+    return count
+
+
 def statuses(server) -> dict[str, int]:
     return dict(
         server.query(
@@ -139,10 +146,13 @@ def test_workers_ride_out_a_database_restart(server, tmp_path):
     ]
     try:
         wait_until(
-            lambda: statuses(server).get("SUCCESSFUL", 0) >= SIZE // 10,
+            lambda: (
+                statuses(server).get("SUCCESSFUL", 0) >= SIZE // 10
+                and registered(server) == len(workers)
+            ),
             timeout=60,
             workers=workers,
-            what="a tenth of the tasks to succeed",
+            what="both workers to register and a tenth of the tasks to succeed",
         )
         done_before = statuses(server).get("SUCCESSFUL", 0)
         server.stop()

@@ -51,6 +51,10 @@ class Outcome:
     # Kept so that task_finished can be sent while it is being handled.
     exception: BaseException | None = None
     retry_at: datetime | None = None
+    # When the attempt ended; None for one that runs again.
+    finished_at: datetime | None = None
+    # How long the attempt ran (measured where it ran).
+    seconds: float = 0.0
 
 
 @dataclass
@@ -170,6 +174,7 @@ def conclude(
             attempt.result,
             TaskResultStatus.SUCCESSFUL,
             return_value=return_value,
+            finished_at=timezone.now(),
         )
     retry_at = _retry_at(attempt, exception)
     return Outcome(
@@ -179,6 +184,7 @@ def conclude(
         error=error or error_from(exception),
         exception=exception,
         retry_at=retry_at,
+        finished_at=None if retry_at else timezone.now(),
     )
 
 

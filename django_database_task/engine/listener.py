@@ -40,7 +40,7 @@ def until_due(
     backend: DatabaseTaskBackend, queue_names: Sequence[str], interval: float
 ) -> float:
     """Seconds to sleep: ``interval``, or less if a READY task of
-    ``queue_names`` becomes due sooner."""
+    ``queue_names`` becomes due sooner; 0 if one is due."""
     try:
         due = next_due(
             using=backend.database,
@@ -52,8 +52,9 @@ def until_due(
         return interval  # The claim deals with outages.
     if due is None:
         return interval
-    # A floor against spinning on a due task another worker is claiming.
-    return max(0.05, (due - timezone.now()).total_seconds() + 0.005)
+    seconds = (due - timezone.now()).total_seconds()
+    # Just past the due time when sleeping until it; 0 when it has come.
+    return seconds + 0.005 if seconds > 0 else 0.0
 
 
 def next_due(

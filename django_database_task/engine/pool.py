@@ -11,6 +11,7 @@ Finished outcomes wait in ``done`` for the worker's thread to store them.
 import asyncio
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 from django.db import close_old_connections, connections
@@ -29,7 +30,7 @@ class InlinePool:
         return 0
 
     def submit(self, attempt: Attempt) -> None:
-        self.done.append(run(attempt))
+        self.done.append(timed_run(attempt))
 
     def take_done(self) -> list[Outcome]:
         done, self.done = self.done, []
@@ -115,7 +116,7 @@ class ConcurrentPool:
     def _serve(self) -> None:
         try:
             while (attempt := self._sync.get()) is not None:
-                outcome = run(attempt)
+                outcome = timed_run(attempt)
                 close_old_connections()
                 self._finish(attempt, outcome)
         finally:
@@ -139,4 +140,14 @@ class ConcurrentPool:
             connections.close_all()
 
     async def _arun(self, attempt: Attempt) -> None:
-        self._finish(attempt, await arun(attempt))
+        started = time.perf_counter()
+        outcome = await arun(attempt)
+        outcome.seconds = time.perf_counter() - started
+        self._finish(attempt, outcome)
+
+
+def timed_run(attempt: Attempt) -> Outcome:
+    started = time.perf_counter()
+    outcome = run(attempt)
+    outcome.seconds = time.perf_counter() - started
+    return outcome

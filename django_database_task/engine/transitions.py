@@ -1,5 +1,6 @@
 """Status changes made on purpose: cancel, retry, requeue, make due, and the
-taking back of tasks from lost workers (rescue, stale requeue, lost claims).
+taking back of tasks from lost workers (rescue, stale requeue, lost claims)
+and of claimed tasks a stopping worker never started.
 
 Each is one UPDATE guarded by the status it expects, so a worker claiming or
 finishing a task at the same moment is never overwritten: the task is simply
@@ -9,6 +10,7 @@ not changed. Each returns how many tasks it changed.
 from collections.abc import Sequence
 from datetime import datetime
 
+from django.db import transaction
 from django.db.models import QuerySet
 from django.tasks import TaskResultStatus, task_backends
 from django.utils import timezone
@@ -101,6 +103,28 @@ def release_held(using: str, worker_id: str, keep: Sequence = ()) -> int:
     the database committed it) is not stranded."""
     held = DatabaseTask.objects.using(using).filter(status=RUNNING, worker_id=worker_id)
     return held.exclude(pk__in=list(keep)).update(status=READY, worker_id="")
+
+
+def release_unstarted(using: str, worker_id: str, rows: Sequence[DatabaseTask]) -> int:
+    """Claimed tasks that ``worker_id`` never started go back to READY as they
+    were: the claim does not count as an attempt. Only tasks it still holds."""
+    released = 0
+    with transaction.atomic(using=using):
+        for row in rows:
+            earlier = row.worker_ids[:-1]
+            values: dict[str, object] = {
+                "status": READY,
+                "worker_id": "",
+                "worker_ids": earlier,
+            }
+            if not earlier:
+                values |= {"started_at": None, "last_attempted_at": None}
+            released += (
+                DatabaseTask.objects.using(using)
+                .filter(pk=row.pk, status=RUNNING, worker_id=worker_id)
+                .update(**values)
+            )
+    return released
 
 
 def requeue_lost(

@@ -4,9 +4,11 @@ The worker command, the programmatic API, the HTTP endpoints and the admin
 all run tasks through a ``Worker``, so every path registers in the worker
 registry, heartbeats, and rides out passing database errors the same way.
 
-With ``concurrency`` above 1 the claim asks for as many tasks as there are
-free slots and a ``ConcurrentPool`` runs them; outcomes are always stored from
-the worker's own thread. A continuous worker survives outages: a claim that
+The ``Producer`` claims for the free slots plus a short prefetch; with
+``concurrency`` above 1 a ``ConcurrentPool`` runs the tasks. Outcomes are
+stored from the worker's own thread, in batches: those that finish within
+``FLUSH_AFTER`` of each other are written together, and at the latest when
+nothing else is left to do. A continuous worker survives outages: a claim that
 fails is tried again after growing pauses (``transient.Outage``), and an
 outcome that cannot be written is kept in memory and written (then
 announced) once the database is back, before anything new is claimed.
@@ -30,16 +32,20 @@ from django.utils.crypto import get_random_string
 
 from ..backends import DatabaseTaskBackend
 from ..models import DatabaseTask
-from . import events, listener, registry, transitions
-from .claim import claim_task_by_id, claim_tasks
+from . import events, listener, registry
+from .claim import claim_task_by_id
 from .completer import announce, store, store_all
 from .executor import Outcome, run, start
 from .heartbeat import Heartbeat
 from .pool import ConcurrentPool, InlinePool
+from .producer import MAX_CLAIM, MIN_PAUSE, Producer
 from .transient import Interrupted, Outage, tolerate
 from .waker import Waker
 
 logger = logging.getLogger("django_database_task.worker")
+
+# Finished outcomes wait at most this long (seconds) to be stored together.
+FLUSH_AFTER = 0.005
 
 
 def make_worker_id() -> str:
@@ -82,9 +88,18 @@ class Worker:
             if concurrency > 1
             else InlinePool()
         )
+        self._pending: list[Outcome] = []
+        self._pending_since = 0.0
         self._unwritten: list[Outcome] = []
         self._outage = Outage(self.worker_id, self._waker, enabled=continuous)
-        self._claim_uncertain = False
+        self._producer = Producer(
+            backend,
+            self.worker_id,
+            self.queue_names,
+            self._outage,
+            give_up=lambda: self.stopping,
+        )
+        self._notified = False
         self._in_flight: DatabaseTask | None = None
         self._listener = (
             listener.for_worker(backend, self.queue_names, self.worker_id)
@@ -140,27 +155,75 @@ class Worker:
 
     def _loop(self) -> None:
         while True:
-            self._store_done()
+            self._collect()
             if self._unwritten:
                 self._write_unwritten()
                 continue
             if self.stopping or self._reached_max():
+                self._producer.release()
                 if self._pool.busy:
                     self._wait_for_running()
                     continue
+                self._flush()
                 if self._idle():
                     return
                 continue
+            if self._start_claimed():
+                continue
+            if self._pending and self._flush_due():
+                self._flush()
+                continue
             free = min(self._free_slots(), self._left())
-            if free and self._claim_and_submit(free):
+            if free and self._claim(free):
                 continue
             if not self.continuous and self._idle():
                 return
-            self._wait(
-                listener.until_due(self.backend, self.queue_names, self.interval)
-                if free
-                else self.interval
-            )
+            self._wait(self._pause(free))
+
+    def _start_claimed(self) -> bool:
+        """Hand claimed tasks to the free slots (inline: run one)."""
+        started = False
+        while self._producer.claimed and self._free_slots():
+            row = self._producer.claimed.popleft()
+            self._in_flight = row
+            attempt = start(row, self.backend)
+            events.started(attempt.result, self.worker_id)
+            self._pool.submit(attempt)
+            self._in_flight = None
+            started = True
+            if not self._pool.busy:
+                break  # Inline: let the loop flush in time.
+        return started
+
+    def _claim(self, free: int) -> bool:
+        """Claim for the free slots and the prefetch. After a claim that
+        found nothing, a continuous worker claims only once a task is due,
+        and waits until then. False when neither happened."""
+        producer = self._producer
+        wanted = producer.wanted(
+            free=free, concurrency=self._pool.concurrency, left=self._left()
+        )
+        if not wanted:
+            return False
+        if (
+            self.continuous
+            and producer.found_nothing
+            and not self._notified
+            and (seconds := producer.seconds_until_due(self.interval)) > 0
+        ):
+            self._wait(seconds)
+            return True
+        self._notified = False
+        return bool(producer.claim(wanted, keep=self._held_elsewhere))
+
+    def _pause(self, free: int) -> float:
+        """How long to wait: until a pending outcome must be flushed, or a
+        task comes due, or the polling interval."""
+        if self._pending:
+            return max(0.0, self._pending_since + FLUSH_AFTER - time.monotonic())
+        if free and self._producer.found_nothing:
+            return max(MIN_PAUSE, self._producer.seconds_until_due(self.interval))
+        return self.interval
 
     def _wait(self, timeout: float) -> None:
         """Up to ``timeout`` seconds; stop(), a finished task or a notification
@@ -173,6 +236,7 @@ class Worker:
                 self._waker.wait(left)
                 return
             if self._listener.drain():
+                self._notified = True
                 return
             fd = self._listener.fileno()
             readable = self._waker.wait(left, watch=[] if fd is None else [fd])
@@ -180,12 +244,13 @@ class Worker:
                 return
 
     def _idle(self) -> bool:
-        """Nothing running and every outcome stored (one may have finished
-        since the last look)."""
-        if self._pool.busy:
+        """Nothing running or claimed, and every outcome stored (one may
+        have finished since the last look)."""
+        if self._pool.busy or self._producer.claimed:
             return False
-        self._store_done()
-        return not self._unwritten
+        self._collect()
+        self._flush()
+        return not self._unwritten and not self._pending
 
     def _free_slots(self) -> int:
         return self._pool.concurrency - self._pool.busy
@@ -193,21 +258,17 @@ class Worker:
     def _left(self) -> int:
         """How many more tasks may be claimed under ``max_tasks``."""
         if not self.max_tasks:
-            return self._pool.concurrency
-        return self.max_tasks - self.processed - self._pool.busy
+            return MAX_CLAIM
+        in_hand = (
+            len(self._producer.claimed)
+            + self._pool.busy
+            + len(self._pending)
+            + len(self._unwritten)
+        )
+        return self.max_tasks - self.processed - in_hand
 
     def _reached_max(self) -> bool:
         return bool(self.max_tasks) and self.processed >= self.max_tasks
-
-    def _claim_and_submit(self, limit: int) -> bool:
-        rows = self._claim(limit)
-        for row in rows:
-            self._in_flight = row
-            attempt = start(row, self.backend)
-            events.started(attempt.result, self.worker_id)
-            self._pool.submit(attempt)
-            self._in_flight = None
-        return bool(rows)
 
     def _wait_for_running(self) -> None:
         """Stopping: give running tasks ``shutdown_timeout`` seconds, then
@@ -222,7 +283,7 @@ class Worker:
                 self.shutdown_timeout,
             )
             raise _Abandoned
-        self._store_done()
+        self._collect()
 
     @contextmanager
     def _registered(self) -> Iterator[None]:
@@ -258,7 +319,13 @@ class Worker:
             self._leave(abandoned)
 
     def _unfinished(self) -> bool:
-        return bool(self._in_flight or self._pool.busy or self._unwritten)
+        return bool(
+            self._in_flight
+            or self._pool.busy
+            or self._pending
+            or self._unwritten
+            or self._producer.claimed
+        )
 
     def _leave(self, abandoned: bool) -> None:
         try:
@@ -272,55 +339,33 @@ class Worker:
                 "Worker %s could not leave the registry: %s", self.worker_id, error
             )
 
-    def _claim(self, limit: int) -> list[DatabaseTask]:
-        def claim() -> list[DatabaseTask]:
-            try:
-                return claim_tasks(
-                    using=self.backend.database,
-                    backend_name=self.backend.alias,
-                    worker_id=self.worker_id,
-                    queue_names=self.queue_names,
-                    limit=limit,
-                )
-            except DatabaseError:
-                # The database may have committed a claim whose answer was
-                # lost: such a task would be held by this worker but run nowhere.
-                self._claim_uncertain = True
-                raise
+    def _held_elsewhere(self) -> list:
+        """Tasks this worker holds outside the producer: running or done."""
+        held = [outcome.row.pk for outcome in self._unwritten + self._pending]
+        return held + [attempt.row.pk for attempt in self._pool.running()]
 
-        database = self.backend.database
-        try:
-            if self._claim_uncertain:
-                self._outage.until_available(
-                    self._release_lost_claims,
-                    using=database,
-                    give_up=lambda: self.stopping,
-                )
-            return self._outage.until_available(
-                claim, using=database, give_up=lambda: self.stopping
-            )
-        except Interrupted:
-            return []
-
-    def _release_lost_claims(self) -> None:
-        keep = [outcome.row.pk for outcome in self._unwritten]
-        keep += [attempt.row.pk for attempt in self._pool.running()]
-        released = transitions.release_held(self.backend.database, self.worker_id, keep)
-        self._claim_uncertain = False
-        if released:
-            logger.warning(
-                "Worker %s released %d task(s) whose claim it never heard back from.",
-                self.worker_id,
-                released,
-            )
-
-    def _store_done(self) -> None:
-        """Store the finished outcomes, all in one transaction."""
+    def _collect(self) -> None:
+        """Take finished outcomes to be stored in the next flush."""
         done = self._pool.take_done()
         if not done:
             return
-        if self._unwritten:
-            self._unwritten.extend(done)
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.extend(done)
+        for outcome in done:
+            self._producer.observe(outcome.seconds)
+
+    def _flush_due(self) -> bool:
+        return (
+            not (self._producer.claimed or self._pool.busy)
+            or len(self._pending) >= MAX_CLAIM
+            or time.monotonic() - self._pending_since >= FLUSH_AFTER
+        )
+
+    def _flush(self) -> None:
+        """Store the pending outcomes in one transaction, then announce them."""
+        done, self._pending = self._pending, []
+        if not done:
             return
         try:
             results = store_all(done, using=self.backend.database)
