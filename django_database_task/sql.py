@@ -11,7 +11,8 @@ planner matches it against the partial indexes' ``WHERE status = 'READY'``.
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models import F, Func, IntegerField, JSONField, Value
@@ -31,6 +32,37 @@ class Dialect:
     # SQLite rebuilds the table for most schema changes, which drops the
     # indexes created here: migrations that change the table run these after.
     restore_indexes: tuple[str, ...] = ()
+
+    # bulk_enqueue: rows per statement unless the caller asks otherwise.
+    bulk_batch_size = 1000
+
+    def insert_rows(
+        self,
+        connection,
+        columns: Sequence[str],
+        rows: Sequence[tuple[str, ...]],
+        constants: tuple,
+        batch_size: int,
+    ) -> None:
+        """Insert ``rows`` of text values, each followed by the ``constants``
+        (values adapted for this database, the same in every row), into
+        ``columns`` of the task table: one multi-row INSERT per
+        ``batch_size`` rows, fewer when the database caps the parameters of
+        a statement (SQLite) or the text of the rows passes
+        ``_INSERT_CHARS``."""
+        limit = connection.features.max_query_params
+        if limit:
+            batch_size = max(1, min(batch_size, limit // len(columns)))
+        values = f"({', '.join(['%s'] * len(columns))})"
+        insert = f"INSERT INTO {TABLE} ({_columns(columns)}) VALUES "
+        shared = sum(len(value) for value in constants if isinstance(value, str))
+        with connection.cursor() as cursor:
+            for batch in _batches(rows, batch_size, shared):
+                params: list = []
+                for row in batch:
+                    params += row
+                    params += constants
+                cursor.execute(insert + ", ".join([values] * len(batch)), params)
 
     def claim(
         self,
@@ -152,6 +184,26 @@ class PostgreSQL(Dialect):
     def notify_statement(self, channel: str, queue_name: str) -> Statement:
         return "SELECT pg_notify(%s, %s)", [channel, queue_name]
 
+    bulk_batch_size = 10_000
+
+    def insert_rows(self, connection, columns, rows, constants, batch_size):
+        """``COPY ... FROM STDIN`` per ``batch_size`` rows, in the text
+        format: no statement to parse or plan, and the constants rendered
+        once for all rows. psycopg 2 has no ``copy()``: it gets the
+        multi-row INSERT."""
+        from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+        if not is_psycopg3:
+            super().insert_rows(connection, columns, rows, constants, batch_size)
+            return
+        copy = f"COPY {TABLE} ({_columns(columns)}) FROM STDIN"
+        tail = "".join(f"\t{_copy_text(value)}" for value in constants) + "\n"
+        with connection.cursor() as cursor, connection.wrap_database_errors:
+            for start in range(0, len(rows), batch_size):
+                data = tail.join(_copy_lines(rows[start : start + batch_size]))
+                with cursor.copy(copy) as stream:
+                    stream.write(data + tail)
+
     def listen_statement(self, channel: str) -> str:
         """``channel`` must be a ``channel_name``: quoting is all it needs."""
         return f'LISTEN "{channel}"'
@@ -231,6 +283,24 @@ class MySQL(Dialect):
     )
     drop_indexes = tuple(f"{drop} ON {TABLE}" for drop in _DROP_CLAIM_INDEXES)
 
+    def insert_rows(self, connection, columns, rows, constants, batch_size):
+        """The multi-row INSERT, with the constants sent once, into user
+        variables that every row refers to: mysqlclient escapes each
+        parameter in Python, so a row costs its own values only."""
+        names = [f"@ddt_bulk_{index}" for index in range(len(constants))]
+        per_row = len(columns) - len(constants)
+        values = f"({', '.join(['%s'] * per_row + names)})"
+        insert = f"INSERT INTO {TABLE} ({_columns(columns)}) VALUES "
+        with connection.cursor() as cursor:
+            if constants:
+                assignments = ", ".join(f"{name} = %s" for name in names)
+                cursor.execute(f"SET {assignments}", list(constants))
+            for batch in _batches(rows, batch_size, 0):
+                params: list = []
+                for row in batch:
+                    params += row
+                cursor.execute(insert + ", ".join([values] * len(batch)), params)
+
     def claim(
         self, connection, *, columns, backend_name, now, worker_id, queue_names, limit
     ):
@@ -255,6 +325,69 @@ class MySQL(Dialect):
 
 
 DIALECTS = {"postgresql": PostgreSQL(), "sqlite": SQLite(), "mysql": MySQL()}
+
+
+# bulk_enqueue's rows: how a multi-row INSERT is cut, and how PostgreSQL's
+# COPY text format writes a value.
+
+# Characters of values per multi-row INSERT: at most 4 bytes each once
+# encoded and escaped, so a statement stays under the 16 MB of MariaDB's
+# default max_allowed_packet (MySQL's is 64 MB).
+_INSERT_CHARS = 2_000_000
+
+
+def _batches(
+    rows: Sequence[tuple[str, ...]], size: int, shared: int
+) -> Iterator[Sequence[tuple[str, ...]]]:
+    """``rows`` in slices of at most ``size`` rows and, unless one row alone
+    is larger, ``_INSERT_CHARS`` characters, each row counting its own text
+    and ``shared`` more."""
+    start, total = 0, 0
+    for index, row in enumerate(rows):
+        length = sum(map(len, row)) + shared
+        if index > start and (index - start == size or total + length > _INSERT_CHARS):
+            yield rows[start:index]
+            start, total = index, 0
+        total += length
+    if start < len(rows):
+        yield rows[start:]
+
+
+def _copy_lines(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    """Each row of text values as a line of COPY's text format, without its
+    end. Most values need no escape: a row is joined as it is unless it
+    holds a character that would need one."""
+    lines = []
+    for row in rows:
+        line = "\t".join(row)
+        if (
+            "\\" in line
+            or "\n" in line
+            or "\r" in line
+            or line.count("\t") != len(row) - 1
+        ):
+            line = "\t".join(map(_copy_text, row))
+        lines.append(line)
+    return lines
+
+
+def _copy_text(value) -> str:
+    """``value`` as a field of COPY's text format: NULL is ``\\N``, and a
+    backslash, newline, carriage return or tab is escaped."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        text = "t" if value else "f"
+    elif isinstance(value, datetime):
+        text = value.isoformat()
+    else:
+        text = str(value)
+    return (
+        text.replace("\\", "\\\\")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
 
 
 def channel_name(backend_alias: str) -> str:
