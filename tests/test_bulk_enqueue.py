@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from django_database_task import bulk, bulk_enqueue, process_tasks
 from django_database_task.models import DatabaseTask
-from django_database_task.sql import _batches
+from django_database_task.sql import Dialect, _batches, dialect_for
 from tests import tasks
 
 pytestmark = pytest.mark.django_db
@@ -118,6 +118,32 @@ def test_big_arguments_split_a_multi_row_insert():
     # COPY streams them all.
     assert len(writes) == (1 if connection.vendor == "postgresql" else 3)
     assert [len(row.args[0]) for row in DatabaseTask.objects.all()] == [1_200_000] * 3
+
+
+def test_the_plain_multi_row_insert_works_on_every_database():
+    # PostgreSQL falls back to it under psycopg 2, which has no copy().
+    backend = tasks.echo.get_backend()
+    now = timezone.now()
+    columns, constants = bulk.shared_columns(backend, tasks.echo, now, connection)
+    calls = bulk.checked_calls([((text,), {"k": text}) for text in AWKWARD])
+    ids = bulk.random_ids(len(calls))
+    stored = (
+        ids
+        if connection.features.has_native_uuid_field
+        else [task_id.replace("-", "") for task_id in ids]
+    )
+    rows = [
+        (stored_id, bulk._dumps(args), bulk._dumps(kwargs))
+        for stored_id, (args, kwargs) in zip(stored, calls, strict=True)
+    ]
+    Dialect.insert_rows(
+        dialect_for(connection), connection, bulk.PER_ROW + columns, rows, constants, 3
+    )
+    done = {r.id: r.return_value for r in process_tasks(max_tasks=20)}
+    assert done == {
+        task_id: {"args": args, "kwargs": kwargs}
+        for task_id, (args, kwargs) in zip(ids, calls, strict=True)
+    }
 
 
 def test_batches_are_cut_by_rows_and_by_characters():
