@@ -4,18 +4,20 @@ Everything else goes through the ORM. A ``Dialect`` owns what differs between
 databases: the claim (its statements and its transaction) that marks rows
 RUNNING and appends the worker id to the JSON ``worker_ids`` list, the claim
 by id, the claim indexes, and PostgreSQL's NOTIFY/LISTEN wake-up. At the end,
-the JSON expressions the ORM lacks.
+the JSON expressions the ORM lacks. ``bulk_enqueue`` writes with
+``insert_rows``: COPY on PostgreSQL, a multi-row INSERT elsewhere.
 
 ``'READY'`` is written as a literal rather than a parameter so that the
 planner matches it against the partial indexes' ``WHERE status = 'READY'``.
 """
 
 import re
-from collections.abc import Iterator, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 
 from django.db import transaction
 from django.db.models import F, Func, IntegerField, JSONField, Value
+
+from .bulk_text import batches, copy_lines, copy_text
 
 TABLE = "django_database_task"
 
@@ -49,7 +51,7 @@ class Dialect:
         ``columns`` of the task table: one multi-row INSERT per
         ``batch_size`` rows, fewer when the database caps the parameters of
         a statement (SQLite) or the text of the rows passes
-        ``_INSERT_CHARS``."""
+        ``bulk_text.INSERT_CHARS``."""
         limit = connection.features.max_query_params
         if limit:
             batch_size = max(1, min(batch_size, limit // len(columns)))
@@ -57,7 +59,7 @@ class Dialect:
         insert = f"INSERT INTO {TABLE} ({_columns(columns)}) VALUES "
         shared = sum(len(value) for value in constants if isinstance(value, str))
         with connection.cursor() as cursor:
-            for batch in _batches(rows, batch_size, shared):
+            for batch in batches(rows, batch_size, shared):
                 params: list = []
                 for row in batch:
                     params += row
@@ -197,10 +199,10 @@ class PostgreSQL(Dialect):
             super().insert_rows(connection, columns, rows, constants, batch_size)
             return
         copy = f"COPY {TABLE} ({_columns(columns)}) FROM STDIN"
-        tail = "".join(f"\t{_copy_text(value)}" for value in constants) + "\n"
+        tail = "".join(f"\t{copy_text(value)}" for value in constants) + "\n"
         with connection.cursor() as cursor, connection.wrap_database_errors:
             for start in range(0, len(rows), batch_size):
-                data = tail.join(_copy_lines(rows[start : start + batch_size]))
+                data = tail.join(copy_lines(rows[start : start + batch_size]))
                 with cursor.copy(copy) as stream:
                     stream.write(data + tail)
 
@@ -295,7 +297,7 @@ class MySQL(Dialect):
             if constants:
                 assignments = ", ".join(f"{name} = %s" for name in names)
                 cursor.execute(f"SET {assignments}", list(constants))
-            for batch in _batches(rows, batch_size, 0):
+            for batch in batches(rows, batch_size, 0):
                 params: list = []
                 for row in batch:
                     params += row
@@ -325,69 +327,6 @@ class MySQL(Dialect):
 
 
 DIALECTS = {"postgresql": PostgreSQL(), "sqlite": SQLite(), "mysql": MySQL()}
-
-
-# bulk_enqueue's rows: how a multi-row INSERT is cut, and how PostgreSQL's
-# COPY text format writes a value.
-
-# Characters of values per multi-row INSERT: at most 4 bytes each once
-# encoded and escaped, so a statement stays under the 16 MB of MariaDB's
-# default max_allowed_packet (MySQL's is 64 MB).
-_INSERT_CHARS = 2_000_000
-
-
-def _batches(
-    rows: Sequence[tuple[str, ...]], size: int, shared: int
-) -> Iterator[Sequence[tuple[str, ...]]]:
-    """``rows`` in slices of at most ``size`` rows and, unless one row alone
-    is larger, ``_INSERT_CHARS`` characters, each row counting its own text
-    and ``shared`` more."""
-    start, total = 0, 0
-    for index, row in enumerate(rows):
-        length = sum(map(len, row)) + shared
-        if index > start and (index - start == size or total + length > _INSERT_CHARS):
-            yield rows[start:index]
-            start, total = index, 0
-        total += length
-    if start < len(rows):
-        yield rows[start:]
-
-
-def _copy_lines(rows: Sequence[tuple[str, ...]]) -> list[str]:
-    """Each row of text values as a line of COPY's text format, without its
-    end. Most values need no escape: a row is joined as it is unless it
-    holds a character that would need one."""
-    lines = []
-    for row in rows:
-        line = "\t".join(row)
-        if (
-            "\\" in line
-            or "\n" in line
-            or "\r" in line
-            or line.count("\t") != len(row) - 1
-        ):
-            line = "\t".join(map(_copy_text, row))
-        lines.append(line)
-    return lines
-
-
-def _copy_text(value) -> str:
-    """``value`` as a field of COPY's text format: NULL is ``\\N``, and a
-    backslash, newline, carriage return or tab is escaped."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        text = "t" if value else "f"
-    elif isinstance(value, datetime):
-        text = value.isoformat()
-    else:
-        text = str(value)
-    return (
-        text.replace("\\", "\\\\")
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("\t", "\\t")
-    )
 
 
 def channel_name(backend_alias: str) -> str:

@@ -14,8 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_database_task import bulk, bulk_enqueue, process_tasks
+from django_database_task.bulk_text import batches
 from django_database_task.models import DatabaseTask
-from django_database_task.sql import Dialect, _batches, dialect_for
+from django_database_task.sql import Dialect, dialect_for
 from tests import tasks
 
 pytestmark = pytest.mark.django_db
@@ -148,12 +149,12 @@ def test_the_plain_multi_row_insert_works_on_every_database():
 
 def test_batches_are_cut_by_rows_and_by_characters():
     rows = [("a" * 10,)] * 5
-    assert [len(batch) for batch in _batches(rows, 2, 0)] == [2, 2, 1]
-    assert [len(batch) for batch in _batches(rows, 5, 0)] == [5]
+    assert [len(batch) for batch in batches(rows, 2, 0)] == [2, 2, 1]
+    assert [len(batch) for batch in batches(rows, 5, 0)] == [5]
     huge = [("x" * 1_500_000,), ("y",), ("z" * 1_500_000,)]
-    assert [len(batch) for batch in _batches(huge, 10, 0)] == [2, 1]
-    assert [len(batch) for batch in _batches(huge[:1], 10, 3_000_000)] == [1]
-    assert list(_batches([], 10, 0)) == []
+    assert [len(batch) for batch in batches(huge, 10, 0)] == [2, 1]
+    assert [len(batch) for batch in batches(huge[:1], 10, 3_000_000)] == [1]
+    assert list(batches([], 10, 0)) == []
 
 
 def _fields(result: TaskResult) -> dict:
