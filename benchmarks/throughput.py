@@ -3,6 +3,10 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/ddt_bench \\
         .venv/bin/python benchmarks/throughput.py --tasks 2000
 
+``enqueue_per_s`` is ``enqueue()`` called once per task; ``bulk_enqueue_per_s``
+is ``bulk_enqueue()`` given ``--bulk-size`` calls at a time, ``--bulk-tasks``
+in all (each call one int argument, as ``enqueue_per_s``'s).
+
 The database named in DATABASE_URL (default: a SQLite file in /tmp) is
 migrated and its task table emptied first: point it at a scratch database.
 """
@@ -29,6 +33,7 @@ from django.db import connection  # noqa: E402
 from django.tasks import task_backends  # noqa: E402
 
 from benchmarks.tasks import noop  # noqa: E402
+from django_database_task import bulk_enqueue  # noqa: E402
 from django_database_task.engine.worker import Worker  # noqa: E402
 from django_database_task.models import DatabaseTask  # noqa: E402
 
@@ -39,6 +44,20 @@ def enqueue(count: int) -> float:
     for number in range(count):
         noop.enqueue(number)
     return count / (time.perf_counter() - started)
+
+
+def bulk(count: int, size: int) -> float:
+    """Tasks per second through ``bulk_enqueue``, ``size`` calls at a time;
+    each list of calls is built before its clock starts."""
+    DatabaseTask.objects.all().delete()
+    elapsed = 0.0
+    for start in range(0, count, size):
+        calls = [((number,), {}) for number in range(start, min(start + size, count))]
+        started = time.perf_counter()
+        bulk_enqueue(noop, calls)
+        elapsed += time.perf_counter() - started
+    assert DatabaseTask.objects.count() == count
+    return count / elapsed
 
 
 def one_worker(count: int) -> float:
@@ -77,6 +96,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--bulk-tasks", type=int, default=100_000)
+    parser.add_argument("--bulk-size", type=int, default=20_000)
     options = parser.parse_args()
     call_command("migrate", verbosity=0)
     results = {
@@ -84,6 +105,7 @@ def main() -> None:
         "tasks": options.tasks,
         "enqueue_per_s": round(enqueue(options.tasks)),
         "one_worker_per_s": round(one_worker(options.tasks)),
+        "bulk_enqueue_per_s": round(bulk(options.bulk_tasks, options.bulk_size)),
     }
     enqueue(options.tasks)
     results[f"{options.processes}_processes_per_s"] = round(

@@ -26,8 +26,9 @@ def bulk_enqueue(
     task: Task, calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]]
 ) -> list[TaskResult]:
     """Enqueue ``task`` once per ``(args, kwargs)`` pair of ``calls``, all or
-    nothing, a multi-row INSERT per chunk; the task's backend must keep its
-    tasks in the database."""
+    nothing, one statement per chunk (``COPY`` on PostgreSQL, a multi-row
+    INSERT elsewhere); the task's backend must keep its tasks in the
+    database."""
     backend = task.get_backend()
     if not isinstance(backend, DatabaseTaskBackend):
         raise InvalidTaskBackend(

@@ -4,7 +4,8 @@ Everything else goes through the ORM. A ``Dialect`` owns what differs between
 databases: the claim (its statements and its transaction) that marks rows
 RUNNING and appends the worker id to the JSON ``worker_ids`` list, the claim
 by id, the claim indexes, and PostgreSQL's NOTIFY/LISTEN wake-up. At the end,
-the JSON expressions the ORM lacks.
+the JSON expressions the ORM lacks. ``bulk_enqueue`` writes with
+``insert_rows``: COPY on PostgreSQL, a multi-row INSERT elsewhere.
 
 ``'READY'`` is written as a literal rather than a parameter so that the
 planner matches it against the partial indexes' ``WHERE status = 'READY'``.
@@ -15,6 +16,8 @@ from collections.abc import Sequence
 
 from django.db import transaction
 from django.db.models import F, Func, IntegerField, JSONField, Value
+
+from .bulk_text import batches, copy_lines, copy_text
 
 TABLE = "django_database_task"
 
@@ -31,6 +34,37 @@ class Dialect:
     # SQLite rebuilds the table for most schema changes, which drops the
     # indexes created here: migrations that change the table run these after.
     restore_indexes: tuple[str, ...] = ()
+
+    # bulk_enqueue: rows per statement unless the caller asks otherwise.
+    bulk_batch_size = 1000
+
+    def insert_rows(
+        self,
+        connection,
+        columns: Sequence[str],
+        rows: Sequence[tuple[str, ...]],
+        constants: tuple,
+        batch_size: int,
+    ) -> None:
+        """Insert ``rows`` of text values, each followed by the ``constants``
+        (values adapted for this database, the same in every row), into
+        ``columns`` of the task table: one multi-row INSERT per
+        ``batch_size`` rows, fewer when the database caps the parameters of
+        a statement (SQLite) or the text of the rows passes
+        ``bulk_text.INSERT_CHARS``."""
+        limit = connection.features.max_query_params
+        if limit:
+            batch_size = max(1, min(batch_size, limit // len(columns)))
+        values = f"({', '.join(['%s'] * len(columns))})"
+        insert = f"INSERT INTO {TABLE} ({_columns(columns)}) VALUES "
+        shared = sum(len(value) for value in constants if isinstance(value, str))
+        with connection.cursor() as cursor:
+            for batch in batches(rows, batch_size, shared):
+                params: list = []
+                for row in batch:
+                    params += row
+                    params += constants
+                cursor.execute(insert + ", ".join([values] * len(batch)), params)
 
     def claim(
         self,
@@ -190,6 +224,26 @@ class PostgreSQL(Dialect):
     def notify_statement(self, channel: str, queue_name: str) -> Statement:
         return "SELECT pg_notify(%s, %s)", [channel, queue_name]
 
+    bulk_batch_size = 10_000
+
+    def insert_rows(self, connection, columns, rows, constants, batch_size):
+        """``COPY ... FROM STDIN`` per ``batch_size`` rows, in the text
+        format: no statement to parse or plan, and the constants rendered
+        once for all rows. psycopg 2 has no ``copy()``: it gets the
+        multi-row INSERT."""
+        from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+        if not is_psycopg3:
+            super().insert_rows(connection, columns, rows, constants, batch_size)
+            return
+        copy = f"COPY {TABLE} ({_columns(columns)}) FROM STDIN"
+        tail = "".join(f"\t{copy_text(value)}" for value in constants) + "\n"
+        with connection.cursor() as cursor, connection.wrap_database_errors:
+            for start in range(0, len(rows), batch_size):
+                data = tail.join(copy_lines(rows[start : start + batch_size]))
+                with cursor.copy(copy) as stream:
+                    stream.write(data + tail)
+
     def listen_statement(self, channel: str) -> str:
         """``channel`` must be a ``channel_name``: quoting is all it needs."""
         return f'LISTEN "{channel}"'
@@ -288,6 +342,24 @@ class MySQL(Dialect):
         "(status, backend_name, queue_name, priority DESC, due_at)",
     )
     drop_indexes = tuple(f"{drop} ON {TABLE}" for drop in _DROP_CLAIM_INDEXES)
+
+    def insert_rows(self, connection, columns, rows, constants, batch_size):
+        """The multi-row INSERT, with the constants sent once, into user
+        variables that every row refers to: mysqlclient escapes each
+        parameter in Python, so a row costs its own values only."""
+        names = [f"@ddt_bulk_{index}" for index in range(len(constants))]
+        per_row = len(columns) - len(constants)
+        values = f"({', '.join(['%s'] * per_row + names)})"
+        insert = f"INSERT INTO {TABLE} ({_columns(columns)}) VALUES "
+        with connection.cursor() as cursor:
+            if constants:
+                assignments = ", ".join(f"{name} = %s" for name in names)
+                cursor.execute(f"SET {assignments}", list(constants))
+            for batch in batches(rows, batch_size, 0):
+                params: list = []
+                for row in batch:
+                    params += row
+                cursor.execute(insert + ", ".join([values] * len(batch)), params)
 
     def claim(
         self, connection, *, columns, backend_name, now, worker_id, queue_names, limit

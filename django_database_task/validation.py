@@ -39,6 +39,40 @@ def _hint(value: Any) -> str:
     )
 
 
+_NOT_PLAIN = object()
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as ``to_json`` returns it when it is built only of the exact
+    JSON types (finite floats, tuples as lists), else ``_NOT_PLAIN``. The
+    common case, without the bookkeeping that names where a value failed:
+    enqueueing calls it once per task, ``bulk_enqueue`` thousands of times."""
+    kind = type(value)
+    if kind is int or kind is str or value is None or kind is bool:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else _NOT_PLAIN
+    if kind is list or kind is tuple:
+        items = []
+        for item in value:
+            item = _plain(item)
+            if item is _NOT_PLAIN:
+                return _NOT_PLAIN
+            items.append(item)
+        return items
+    if kind is dict:
+        converted = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                return _NOT_PLAIN
+            item = _plain(item)
+            if item is _NOT_PLAIN:
+                return _NOT_PLAIN
+            converted[key] = item
+        return converted
+    return _NOT_PLAIN
+
+
 def to_json(value: Any, where: str) -> Any:
     """Return ``value`` as plain JSON types, or raise naming ``where`` it failed.
 
@@ -49,6 +83,15 @@ def to_json(value: Any, where: str) -> Any:
     cannot carry exactly is a TypeError (a ValueError for NaN and
     infinities).
     """
+    plain = _plain(value)
+    if plain is not _NOT_PLAIN:
+        return plain
+    return _checked(value, where)
+
+
+def _checked(value: Any, where: str) -> Any:
+    """``to_json`` for values ``_plain`` refused: converts what it can,
+    otherwise says where and why it failed."""
     if value is None or isinstance(value, (str, bool, int)):
         return value
     if isinstance(value, float):
@@ -68,7 +111,7 @@ def to_json(value: Any, where: str) -> Any:
                 "base64.b64encode(value).decode()."
             ) from None
     if isinstance(value, (list, tuple)):
-        return [to_json(item, f"{where}[{index}]") for index, item in enumerate(value)]
+        return [_checked(item, f"{where}[{index}]") for index, item in enumerate(value)]
     if isinstance(value, Mapping):
         converted = {}
         for key, item in value.items():
@@ -77,7 +120,7 @@ def to_json(value: Any, where: str) -> Any:
                     f"{where} has the key {key!r} of type {_type_name(key)}; "
                     "JSON object keys must be strings, convert it with str(key)."
                 )
-            converted[key] = to_json(item, f"{where}[{key!r}]")
+            converted[key] = _checked(item, f"{where}[{key!r}]")
         return converted
     raise TypeError(
         f"Unsupported type: {type(value)} in {where}: task arguments and "
