@@ -12,7 +12,9 @@ class DatabaseTaskConfig(AppConfig):
 
         from .checks import check_endpoint_auth
         from .metrics import check_metrics, sync_receivers
+        from .sqlite_journal import check_sqlite_journal
 
         checks.register(check_endpoint_auth, checks.Tags.security, checks.Tags.urls)
         checks.register(check_metrics)
+        checks.register(check_sqlite_journal, checks.Tags.database)
         sync_receivers()

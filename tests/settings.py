@@ -35,8 +35,9 @@ def database_from_url(url: str) -> dict:
             "ENGINE": engine,
             "NAME": name,
             "TEST": {"NAME": f"{name}.test"},
-            # Several worker processes write to the file at once.
-            "OPTIONS": {"timeout": 30},
+            # Several worker processes write to the file at once; in WAL
+            # mode readers do not wait for them (the README's advice).
+            "OPTIONS": {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"},
         }
     database = {
         "ENGINE": engine,

@@ -379,16 +379,18 @@ class Worker:
             self._finish(outcome, result)
 
     def _write_unwritten(self) -> None:
-        outcome = self._unwritten[0]
+        """Once the database is back, the outcomes it missed, in one batch."""
+        outcomes = self._unwritten
         try:
-            result = self._outage.until_available(
-                lambda: store(outcome, using=self.backend.database),
+            results = self._outage.until_available(
+                lambda: store_all(outcomes, using=self.backend.database),
                 using=self.backend.database,
             )
         except Interrupted:
             return
-        self._unwritten.pop(0)
-        self._finish(outcome, result)
+        self._unwritten = []
+        for outcome, result in zip(outcomes, results, strict=True):
+            self._finish(outcome, result)
 
     def _finish(self, outcome: Outcome, result: TaskResult) -> None:
         announce(outcome, sender=type(self.backend))

@@ -23,6 +23,11 @@ from urllib.parse import unquote, urlparse
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+# WAL: requests enqueueing and workers claiming do not block each other;
+# writers wait up to 30 s for the lock rather than fail.
+SQLITE_OPTIONS = {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 30}
+
+
 def database_from_url(url: str) -> dict:
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
@@ -31,7 +36,7 @@ def database_from_url(url: str) -> dict:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": unquote(parsed.path),
-            "OPTIONS": {"timeout": 30},
+            "OPTIONS": SQLITE_OPTIONS,
         }
     if parsed.scheme in ("postgres", "postgresql"):
         return {
@@ -106,6 +111,7 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": BASE_DIR / "db.sqlite3",
+            "OPTIONS": SQLITE_OPTIONS,
         }
     }
 
