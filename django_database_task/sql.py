@@ -4,7 +4,7 @@ Everything else goes through the ORM. A ``Dialect`` owns what differs between
 databases: the claim (its statements and its transaction) that marks rows
 RUNNING and appends the worker id to the JSON ``worker_ids`` list, the claim
 by id, the claim indexes, and PostgreSQL's NOTIFY/LISTEN wake-up. At the end,
-the JSON expressions the ORM lacks.
+the expressions the ORM lacks: JSON, and a status re-check no index serves.
 
 ``'READY'`` is written as a literal rather than a parameter so that the
 planner matches it against the partial indexes' ``WHERE status = 'READY'``.
@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 from django.db import transaction
 from django.db.models import F, Func, IntegerField, JSONField, Value
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import Exact
 
 TABLE = "django_database_task"
 
@@ -90,9 +92,11 @@ class Dialect:
         allow_retry: bool,
     ) -> Statement:
         """Marks one task of the backend RUNNING if it is READY or, with
-        ``allow_retry``, FAILED and not cancelled."""
+        ``allow_retry``, FAILED and not cancelled. The row is found by id;
+        the status is only re-checked, written so that no index matches it
+        (see ``status_recheck``)."""
         mark, params = self._mark(now, worker_id)
-        runnable = "status = 'READY'"
+        runnable = "COALESCE(status, '') = 'READY'"
         if allow_retry:
             runnable = f"({runnable} OR (status = 'FAILED' AND cancelled_at IS NULL))"
         return (
@@ -326,3 +330,14 @@ class AppendError(Func):
             "path": path,
             "traceback": traceback,
         }, params
+
+
+def status_recheck(status: str) -> Exact:
+    """``status = <status>`` for a statement that finds its row by primary
+    key and only re-checks the status, as ``COALESCE(status, '') = ...``
+    (status is never NULL) so that no index on status can serve it.
+    PostgreSQL's planner, with statistics taken before a purge (every row
+    SUCCESSFUL), estimates a RUNNING or READY status at one row, as cheap as
+    the primary key, and may pick ``ddt_purge_idx`` or a READY partial index
+    instead: then one update reads every RUNNING row, or the whole backlog."""
+    return Exact(Coalesce(F("status"), Value("")), status)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from ..backends import DatabaseTaskBackend
 from ..models import DatabaseTask
-from ..sql import AppendError
+from ..sql import AppendError, status_recheck
 from .retry_policy import WorkerLost
 from .signals import task_rescued
 
@@ -124,7 +124,8 @@ def requeue_lost(
     else:
         values |= {"status": TaskResultStatus.READY, "due_at": retry_at}
     tasks = DatabaseTask.objects.using(backend.database).filter(pk=pk)
-    changed = tasks.filter(status=RUNNING, worker_id=worker_id).update(**values)
+    held = tasks.filter(status_recheck(RUNNING), worker_id=worker_id)
+    changed = held.update(**values)
     # The path and queue are read only when someone listens (metrics).
     if changed and task_rescued.has_listeners(type(backend)):
         found = tasks.values_list("task_path", "queue_name").first()
