@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from ..backends import DatabaseTaskBackend
 from ..models import DatabaseTask
-from ..sql import AppendError
+from ..sql import AppendError, status_recheck
 from .retry_policy import WorkerLost
 from .signals import task_rescued
 
@@ -121,7 +121,7 @@ def release_unstarted(using: str, worker_id: str, rows: Sequence[DatabaseTask]) 
                 values |= {"started_at": None, "last_attempted_at": None}
             released += (
                 DatabaseTask.objects.using(using)
-                .filter(pk=row.pk, status=RUNNING, worker_id=worker_id)
+                .filter(status_recheck(RUNNING), pk=row.pk, worker_id=worker_id)
                 .update(**values)
             )
     return released
@@ -148,7 +148,8 @@ def requeue_lost(
     else:
         values |= {"status": TaskResultStatus.READY, "due_at": retry_at}
     tasks = DatabaseTask.objects.using(backend.database).filter(pk=pk)
-    changed = tasks.filter(status=RUNNING, worker_id=worker_id).update(**values)
+    held = tasks.filter(status_recheck(RUNNING), worker_id=worker_id)
+    changed = held.update(**values)
     # The path and queue are read only when someone listens (metrics).
     if changed and task_rescued.has_listeners(type(backend)):
         found = tasks.values_list("task_path", "queue_name").first()

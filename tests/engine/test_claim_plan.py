@@ -1,4 +1,4 @@
-"""The PostgreSQL claim keeps its plan whatever the statistics say.
+"""The claim keeps its plan whatever the statistics say.
 
 Purge-then-burst is the normal life of a queue table: statistics taken when
 it held a million finished tasks say there are no READY rows, while a fresh
@@ -12,15 +12,16 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from django_database_task.engine.claim import COLUMNS
+from django_database_task.engine.claim import COLUMNS, claim_tasks
 from django_database_task.sql import TABLE, PostgreSQL
+from tests.engine.plans import captured, rows_read, stale_statistics
 
-pytestmark = [
-    pytest.mark.django_db,
-    pytest.mark.skipif(
-        connection.vendor != "postgresql", reason="PostgreSQL's planner"
-    ),
-]
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PostgreSQL's planner"
+)
+mysql_only = pytest.mark.skipif(
+    connection.vendor != "mysql", reason="MariaDB/MySQL's optimizer"
+)
 
 ROWS = (
     "INSERT INTO {table} (id, task_path, queue_name, priority, backend_name, "
@@ -38,6 +39,8 @@ def plan_nodes(plan: dict):
         yield from plan_nodes(child)
 
 
+@pytest.mark.django_db
+@postgresql_only
 def test_under_stale_statistics_the_claim_updates_by_primary_key():
     with connection.cursor() as cursor:
         cursor.execute(f"ALTER TABLE {TABLE} SET (autovacuum_enabled = false)")
@@ -79,3 +82,25 @@ def test_under_stale_statistics_the_claim_updates_by_primary_key():
         if "Scan" in node["Node Type"]
     ]
     assert max(scanned) <= 10
+
+
+@pytest.mark.django_db(transaction=True)
+@mysql_only
+def test_under_stale_statistics_the_mysql_claim_reads_only_what_it_claims():
+    """InnoDB estimates index ranges by diving into the index, not from its
+    statistics, so the claim's plan held up under stale statistics
+    (persistent ones and MariaDB's histograms): this keeps it so."""
+    with stale_statistics(finished=20_000, ready=2_000):
+        statements = captured(
+            lambda: claim_tasks(
+                using="default", backend_name="default", worker_id="w", limit=10
+            )
+        )
+        # The locked SELECT of the ids, their UPDATE and reading them back.
+        assert len(statements) == 3, statements
+        reads = [rows_read(sql) for sql in statements]
+    for sql, (rows, accesses) in zip(statements, reads, strict=True):
+        assert rows <= 10, f"{rows} rows read by\n{sql}\n" + "\n".join(accesses)
+    [(_, select), (_, update), (_, read_back)] = reads
+    assert any(" ddt_claim_idx:" in access for access in select), select
+    assert all(" PRIMARY:" in access for access in update + read_back)

@@ -1,0 +1,63 @@
+"""MySQL and MariaDB: no ``UPDATE ... RETURNING``, so the claim is a locked
+SELECT, an UPDATE and a read back in one transaction."""
+
+from django.db import transaction
+
+from ..bulk_text import batches
+from .base import _DROP_CLAIM_INDEXES, TABLE, Dialect, _columns
+
+
+class MySQL(Dialect):
+    """No UPDATE ... RETURNING: in one transaction, SELECT the ids ... FOR
+    UPDATE SKIP LOCKED, mark them, read them back. InnoDB locks every row it
+    scans, so the claim indexes lead with the columns the claim filters on,
+    in its order."""
+
+    append_worker_id = "JSON_ARRAY_APPEND(worker_ids, '$', %s)"
+    create_indexes = (
+        f"CREATE INDEX ddt_claim_idx ON {TABLE} "
+        "(status, backend_name, priority DESC, due_at)",
+        f"CREATE INDEX ddt_claim_queue_idx ON {TABLE} "
+        "(status, backend_name, queue_name, priority DESC, due_at)",
+    )
+    drop_indexes = tuple(f"{drop} ON {TABLE}" for drop in _DROP_CLAIM_INDEXES)
+
+    def insert_rows(self, connection, columns, rows, constants, batch_size):
+        """The multi-row INSERT, with the constants sent once, into user
+        variables that every row refers to: mysqlclient escapes each
+        parameter in Python, so a row costs its own values only."""
+        names = [f"@ddt_bulk_{index}" for index in range(len(constants))]
+        per_row = len(columns) - len(constants)
+        values = f"({', '.join(['%s'] * per_row + names)})"
+        insert = f"INSERT INTO {TABLE} ({_columns(columns)}) VALUES "
+        with connection.cursor() as cursor:
+            if constants:
+                assignments = ", ".join(f"{name} = %s" for name in names)
+                cursor.execute(f"SET {assignments}", list(constants))
+            for batch in batches(rows, batch_size, 0):
+                params: list = []
+                for row in batch:
+                    params += row
+                cursor.execute(insert + ", ".join([values] * len(batch)), params)
+
+    def claim(
+        self, connection, *, columns, backend_name, now, worker_id, queue_names, limit
+    ):
+        select, params = self._select_claimable(backend_name, now, queue_names, limit)
+        mark, mark_params = self._mark(now, worker_id)
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            cursor.execute(f"{select} FOR UPDATE SKIP LOCKED", params)
+            ids = [row[0] for row in cursor.fetchall()]
+            if not ids:
+                return []
+            placeholders = ", ".join(["%s"] * len(ids))
+            cursor.execute(
+                f"UPDATE {TABLE} SET {mark} "
+                f"WHERE status = 'READY' AND id IN ({placeholders})",
+                mark_params + ids,
+            )
+            cursor.execute(
+                f"SELECT {_columns(columns)} FROM {TABLE} WHERE id IN ({placeholders})",
+                ids,
+            )
+            return cursor.fetchall()
