@@ -115,8 +115,14 @@ DATABASES: dict[str, dict[str, Any]] = {
     },
 }
 
-MEASURES = ("enqueue", "bulk", "process", "processes", "io", "async", "latency")
-MEASURES += ("history",)
+# Taken together by one run of the driver, in this order, for every queue.
+GROUPS = [
+    ("enqueue", "process"),
+    ("history",),
+    ("bulk", "processes", "io", "async"),
+    ("latency",),
+]
+MEASURES = tuple(measure for group in GROUPS for measure in group)
 
 
 def log(message: str) -> None:
@@ -208,38 +214,57 @@ def project(queue: dict[str, Any], database: str) -> tuple[Path, dict]:
     return folder, settings
 
 
-def measure(name: str, database: str, measures: list[str], sizes: dict) -> dict:
-    """The figures of one queue on one database, or its error."""
+def drive(name: str, folder: Path, measures: list[str], sizes: dict) -> dict:
+    """One run of the driver in the queue's environment: its figures."""
     queue = QUEUES[name]
-    started = time.monotonic()
+    config = {key: queue[key] for key in ("model", "worker", "continuous", "bulk")}
+    config |= {"options": queue["options"], "measures": measures, "sizes": sizes}
+    done = run(
+        [str(WORK / f"venv_{queue['slug']}" / "bin" / "python")]
+        + ["-m", "benchmarks.peer_driver", json.dumps(config)],
+        cwd=folder,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DJANGO_SETTINGS_MODULE": "settings",
+            "PYTHONPATH": str(folder),
+        },
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_database(
+    database: str, queues: list[str], measures: list[str], sizes: dict
+) -> dict[str, dict]:
+    """Every queue on one database, one group of measures at a time for all
+    of them, so that the figures compared were taken minutes apart at most
+    (the load of a shared machine drifts)."""
+    results: dict[str, dict] = {name: {} for name in queues}
+    folders: dict[str, Path] = {}
     try:
-        python = environment(queue)
-        folder, settings = project(queue, database)
-        config = {
-            key: queue[key]
-            for key in ("model", "worker", "continuous", "bulk", "options")
-        }
-        config |= {"measures": measures, "sizes": sizes}
-        done = run(
-            [str(python), "-m", "benchmarks.peer_driver", json.dumps(config)],
-            cwd=folder,
-            env={
-                "PATH": "/usr/bin:/bin",
-                "DJANGO_SETTINGS_MODULE": "settings",
-                "PYTHONPATH": str(folder),
-            },
-        )
-        figures = json.loads(done.stdout.strip().splitlines()[-1])
-    except RuntimeError as error:
-        figures = {"error": str(error)[-2000:]}
+        for name in queues:
+            try:
+                environment(QUEUES[name])
+                folders[name], _ = project(QUEUES[name], database)
+            except RuntimeError as error:
+                results[name]["errors"] = [str(error)[-2000:]]
+        for group in GROUPS:
+            chosen = [measure for measure in group if measure in measures]
+            for name in folders if chosen else ():
+                started = time.monotonic()
+                try:
+                    results[name] |= drive(name, folders[name], chosen, sizes)
+                except RuntimeError as error:
+                    results[name].setdefault("errors", []).append(str(error)[-2000:])
+                seconds = time.monotonic() - started
+                log(f"{database} / {name} / {','.join(chosen)}: {seconds:.0f} s")
     finally:
-        if database != "sqlite":
-            drop_database(database, f"ddt_peers_{queue['slug']}")
-        else:
-            folder = WORK / f"project_{queue['slug']}_{database}"
-            shutil.rmtree(folder, ignore_errors=True)
-    log(f"{database} / {name}: {time.monotonic() - started:.0f} s")
-    return figures
+        for name in queues:
+            slug = QUEUES[name]["slug"]
+            if database == "sqlite":
+                shutil.rmtree(WORK / f"project_{slug}_{database}", ignore_errors=True)
+            else:
+                drop_database(database, f"ddt_peers_{slug}")
+    return results
 
 
 def names(text: str, known: tuple[str, ...] | list[str], what: str) -> list[str]:
@@ -261,6 +286,7 @@ def positive(kind: type) -> Any:
             raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
         return value
 
+    parse.__name__ = kind.__name__  # argparse's "invalid int value: 'x'"
     return parse
 
 
@@ -308,17 +334,18 @@ def main() -> None:
             report = json.loads(options.from_json.read_text())
         except (OSError, ValueError) as error:
             parser.error(f"--from-json {options.from_json}: {error}")
+        if not isinstance(report, dict) or not {"sizes", "results"} <= set(report):
+            parser.error(f"--from-json {options.from_json}: not a peers.py report")
+        report["ratios"] = peers_report.ratios(report["results"], THIS)
     else:
         sizes = {
             key: getattr(options, key)
             for key in ("tasks", "bulk_tasks", "io_tasks", "latency_tasks")
             + ("latency_pause", "history_rows")
         }
+        queues = [slugs[slug] for slug in options.queues]
         results = {
-            database: {
-                slugs[slug]: measure(slugs[slug], database, options.measures, sizes)
-                for slug in options.queues
-            }
+            database: measure_database(database, queues, options.measures, sizes)
             for database in options.databases
         }
         report = {

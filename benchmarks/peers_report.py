@@ -93,9 +93,9 @@ def markdown(report: dict[str, Any]) -> str:
                     f"| {label.format(rows=rows)} | " + " | ".join(cells) + " |"
                 )
         for name, figures in queues.items():
-            if "error" in figures:
-                first = figures["error"].strip().splitlines()[-1]
-                lines.append(f"\n{name} failed: `{first}`")
+            for error in figures.get("errors", []):
+                last = error.strip().splitlines()[-1]
+                lines.append(f"\n{name} failed: `{last}`")
             for warning in figures.get("warnings", []):
                 lines.append(f"\n{name}: {warning}")
         lines.append("")
@@ -107,7 +107,8 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def chart(report: dict[str, Any], path: Path) -> None:
-    """Grouped bars of the rates, one panel per database, on a log scale."""
+    """Grouped bars of the rates, one panel per database on one log scale;
+    a measure a queue lacks is marked with a dash."""
     try:
         import matplotlib
     except ImportError:
@@ -120,41 +121,47 @@ def chart(report: dict[str, Any], path: Path) -> None:
     results = report["results"]
     rows = report["sizes"]["history_rows"]
     short_rows = f"{rows / 1e6:g}M" if rows >= 1e6 else f"{rows:,}"
+    keys = [key for key, _ in CHART]
+    rates = [
+        value
+        for queues in results.values()
+        for figures in queues.values()
+        for key in keys
+        if isinstance(value := figures.get(key), int | float)
+    ]
     figure, axes = plt.subplots(
-        1, len(results), figsize=(5 * len(results), 4.5), squeeze=False
+        1, len(results), figsize=(5 * len(results), 4.8), squeeze=False, sharey=True
     )
     for axis, (database, queues) in zip(axes[0], results.items(), strict=True):
-        keys = [key for key, _ in CHART]
         width = 0.8 / max(len(queues), 1)
         for index, (name, figures) in enumerate(queues.items()):
-            xs = [
-                number + (index - (len(queues) - 1) / 2) * width
-                for number in range(len(keys))
-            ]
+            shift = (index - (len(queues) - 1) / 2) * width
             values = [figures.get(key) or 0 for key in keys]
-            bars = axis.bar(xs, values, width, label=name)
+            bars = axis.bar([x + shift for x in range(len(keys))], values, width)
+            bars.set_label(name)
             for bar, value in zip(bars, values, strict=True):
                 axis.annotate(
                     _figure(value) if value else "—",
                     (bar.get_x() + bar.get_width() / 2, max(value, 10)),
+                    xytext=(0, 2),
+                    textcoords="offset points",
                     ha="center",
                     va="bottom",
                     fontsize=6,
-                    rotation=90,
-                    xytext=(0, 2),
-                    textcoords="offset points",
+                    rotation=90 if value else 0,
                 )
         axis.set_yscale("log")
-        axis.set_ylim(bottom=10)
+        axis.set_ylim(10, max([100, *rates]) * 4)
         axis.set_title(DATABASE_NAMES.get(database, database))
         axis.set_xticks(range(len(keys)))
         axis.set_xticklabels(
             [label.format(rows=short_rows) for _, label in CHART], fontsize=8
         )
-        axis.set_ylabel("tasks per second (log scale)")
         axis.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(fontsize=8, loc="upper right")
-    figure.suptitle("No-op tasks per second, higher is better", fontsize=11)
-    figure.tight_layout()
+    axes[0][0].set_ylabel("tasks per second (log scale)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9)
+    figure.suptitle("Tasks per second, higher is better", fontsize=11)
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
