@@ -12,22 +12,26 @@ in a throwaway project on a database of its own, created afresh:
 ddt_peers_<queue> on the servers, a file under /tmp/ddt-peers for SQLite.
 The measures (``--measures``, all by default):
 
-- ``enqueue``: ``--tasks`` no-op tasks enqueued one by one, tasks/s;
-- ``bulk``: ``--bulk-tasks`` in one bulk enqueue (this checkout only);
-- ``process``: one worker command draining the ``--tasks`` just enqueued;
-- ``processes``: the same with ``--processes 2`` (this checkout only);
-- ``io``, ``async``: ``--io-tasks`` tasks waiting 50 ms, sync with
+- ``enqueue``: ``--enqueue-tasks`` (2,000) no-op tasks enqueued one by one;
+- ``process``: one worker command draining a backlog of ``--tasks``
+  (20,000) no-op tasks, ``--peer-tasks`` (2,000) for the peers, some twenty
+  times slower: the same few seconds each;
+- ``bulk``: ``--bulk-tasks`` (50,000) in one bulk enqueue (ours only);
+- ``processes``: ``process`` with ``--processes 2`` (ours only);
+- ``io``, ``async``: ``--io-tasks`` (4,000) tasks waiting 50 ms, sync with
   ``--concurrency 32`` and async with ``--concurrency 100`` (ours only);
-- ``latency``: enqueue-to-start p50/p95/p99 of ``--latency-tasks`` tasks,
-  ``--latency-pause`` s apart, with an idle continuous worker at the
-  queue's default interval (this checkout LISTENs on PostgreSQL);
-- ``history``: the ``process`` rate with ``--history-rows`` finished rows in
-  the table (copies of a real finished row, written by SQL), as tasks/s and
-  as a ratio to the empty table.
+- ``latency``: enqueue-to-start p50/p95/p99 of ``--latency-tasks`` (100)
+  tasks, ``--latency-pause`` (0.1 s, jittered) apart, with an idle
+  continuous worker at the queue's default interval (ours LISTENs on
+  PostgreSQL);
+- ``history``: the ``process`` rate with ``--history-rows`` (1,000,000)
+  finished rows in the table (copies of a real finished row, written by
+  SQL), and its ratio to the rate on the empty table just before.
 
+The backlogs of this checkout are enqueued in bulk, the peers' one by one.
 Worker rates exclude the worker's start-up and exit (timed on an empty
 queue with the same options). A measure a queue lacks is null; a queue that
-fails on a database gets an ``error``. Prints JSON with every figure and the
+fails gets ``errors``. Prints JSON with every figure and the
 ratios of this checkout's figures to each peer's (for latency, below 1 is
 better); ``--markdown`` prints tables instead; ``--chart`` draws the rates
 (needs the ``bench`` extra: matplotlib). The default sizes take about 15
@@ -218,6 +222,9 @@ def drive(name: str, folder: Path, measures: list[str], sizes: dict) -> dict:
     """One run of the driver in the queue's environment: its figures."""
     queue = QUEUES[name]
     config = {key: queue[key] for key in ("model", "worker", "continuous", "bulk")}
+    if name != THIS:
+        # A backlog that takes the peers, some 20 times slower, as long.
+        sizes = sizes | {"tasks": sizes["peer_tasks"]}
     config |= {"options": queue["options"], "measures": measures, "sizes": sizes}
     done = run(
         [str(WORK / f"venv_{queue['slug']}" / "bin" / "python")]
@@ -314,9 +321,11 @@ def main() -> None:
         help=f"comma-separated, among {','.join(MEASURES)} (default: all)",
     )
     for option, kind, default in (
-        ("--tasks", int, 2000),
-        ("--bulk-tasks", int, 20_000),
-        ("--io-tasks", int, 2000),
+        ("--enqueue-tasks", int, 2000),
+        ("--tasks", int, 20_000),
+        ("--peer-tasks", int, 2000),
+        ("--bulk-tasks", int, 50_000),
+        ("--io-tasks", int, 4000),
         ("--latency-tasks", int, 100),
         ("--latency-pause", float, 0.1),
         ("--history-rows", int, 1_000_000),
@@ -340,8 +349,8 @@ def main() -> None:
     else:
         sizes = {
             key: getattr(options, key)
-            for key in ("tasks", "bulk_tasks", "io_tasks", "latency_tasks")
-            + ("latency_pause", "history_rows")
+            for key in ("enqueue_tasks", "tasks", "peer_tasks", "bulk_tasks")
+            + ("io_tasks", "latency_tasks", "latency_pause", "history_rows")
         }
         queues = [slugs[slug] for slug in options.queues]
         results = {

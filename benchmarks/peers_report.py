@@ -103,6 +103,12 @@ def markdown(report: dict[str, Any]) -> str:
         "(n x): this checkout's figure over the peer's; for latency, lower is "
         "better. —: the queue has no such feature."
     )
+    sizes = report["sizes"]
+    if "peer_tasks" in sizes:
+        lines.append(
+            f"Workers drain {sizes['tasks']:,} tasks of this checkout and "
+            f"{sizes['peer_tasks']:,} of each peer; rates exclude start-up."
+        )
     return "\n".join(lines)
 
 
