@@ -338,6 +338,8 @@ def main() -> None:
         "--from-json", type=Path, help="report a saved run instead of measuring"
     )
     options = parser.parse_args()
+    if options.chart:
+        peers_report.require_matplotlib()
     if options.from_json:
         try:
             report = json.loads(options.from_json.read_text())

@@ -112,9 +112,8 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def chart(report: dict[str, Any], path: Path) -> None:
-    """Grouped bars of the rates, one panel per database on one log scale;
-    a measure a queue lacks is marked with a dash."""
+def require_matplotlib() -> None:
+    """Checked before a run of many minutes rather than after it."""
     try:
         import matplotlib
     except ImportError:
@@ -122,6 +121,12 @@ def chart(report: dict[str, Any], path: Path) -> None:
             "--chart needs matplotlib: pip install -e '.[bench]'"
         ) from None
     matplotlib.use("Agg")
+
+
+def chart(report: dict[str, Any], path: Path) -> None:
+    """Grouped bars of the rates, one panel per database on one log scale;
+    a measure a queue lacks is marked with a dash."""
+    require_matplotlib()
     import matplotlib.pyplot as plt
 
     results = report["results"]
