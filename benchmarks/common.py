@@ -28,17 +28,21 @@ def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float]:
     }
 
 
-def timed_run(command: Sequence[str], cwd: Path | str, env: Mapping[str, str]) -> float:
-    """Seconds ``command`` took to exit; its stderr in the error if it failed,
-    since a worker that crashed would otherwise look fast."""
+def timed_run(
+    command: Sequence[str], cwd: Path | str, env: Mapping[str, str]
+) -> tuple[float, str]:
+    """Seconds ``command`` took to exit, and what it wrote (stdout then
+    stderr); all of it in the error if it failed, since a worker that crashed
+    would otherwise look fast."""
     started = time.perf_counter()
     done = subprocess.run(
         list(command), cwd=cwd, env=dict(env), capture_output=True, text=True
     )
     elapsed = time.perf_counter() - started
+    output = done.stdout + done.stderr
     if done.returncode:
         raise RuntimeError(
             f"{' '.join(command)} exited with status {done.returncode}:\n"
-            f"{done.stderr[-4000:]}"
+            f"{output[-4000:]}"
         )
-    return elapsed
+    return elapsed, output

@@ -65,7 +65,7 @@ def worker_process(count: int, task_path: str, concurrency: int) -> float:
         sys.executable, "-m", "django", "run_database_tasks", "-v", "0",
         "--concurrency", str(concurrency),
     ]  # fmt: skip
-    elapsed = timed_run(command, ROOT, os.environ | {"PYTHONPATH": str(ROOT)})
+    elapsed, _ = timed_run(command, ROOT, os.environ | {"PYTHONPATH": str(ROOT)})
     finished = DatabaseTask.objects.filter(status="SUCCESSFUL").count()
     assert finished == count, finished
     return count / elapsed

@@ -31,6 +31,7 @@ django.setup()
 from django.apps import apps  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.db.models import Count  # noqa: E402
 from django.utils.module_loading import import_string  # noqa: E402
 
 from benchmarks import fill  # noqa: E402
@@ -61,7 +62,8 @@ class Bench:
     def worker_command(self, options: Sequence[str] = ()) -> list[str]:
         return [sys.executable, "-m", "django", *self.config["worker"], *options]
 
-    def run_worker(self, options: Sequence[str] = ()) -> float:
+    def run_worker(self, options: Sequence[str] = ()) -> tuple[float, str]:
+        """Seconds the worker took, and what it wrote."""
         return timed_run(self.worker_command(options), os.getcwd(), os.environ)
 
     def empty_queue(self, options: Sequence[str] = ()) -> None:
@@ -70,7 +72,7 @@ class Bench:
         key = tuple(options)
         self.clear()
         if key not in self.startups:
-            self.startups[key] = min(self.run_worker(options) for _ in range(2))
+            self.startups[key] = min(self.run_worker(options)[0] for _ in range(2))
 
     def drain_rate(
         self, count: int, options: Sequence[str] = (), done: int = 0
@@ -78,10 +80,16 @@ class Bench:
         """Tasks per second of one worker command emptying the queue of its
         ``count`` tasks, start-up excluded (``done`` rows were finished before)."""
         startup = self.startups[tuple(options)]  # Timed by empty_queue().
-        elapsed = self.run_worker(options)
+        elapsed, output = self.run_worker(options)
         finished = self.model.objects.filter(status=DONE).count() - done
         if finished != count:
-            raise RuntimeError(f"The worker finished {finished} of {count} tasks.")
+            statuses = dict(
+                self.model.objects.values_list("status").annotate(Count("pk"))
+            )
+            raise RuntimeError(
+                f"The worker finished {finished} of {count} tasks and exited "
+                f"(statuses: {statuses}); it wrote:\n{output[-3000:]}"
+            )
         if elapsed < 1.5 * startup:
             self.figures.setdefault("warnings", []).append(
                 f"{count} tasks took {elapsed:.2f} s against a start-up of "

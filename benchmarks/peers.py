@@ -40,6 +40,7 @@ over many tasks is measured by ``benchmarks/concurrency.py``.
 """
 
 import argparse
+import fcntl
 import json
 import shutil
 import subprocess
@@ -355,10 +356,17 @@ def main() -> None:
             + ("io_tasks", "latency_tasks", "latency_pause", "history_rows")
         }
         queues = [slugs[slug] for slug in options.queues]
-        results = {
-            database: measure_database(database, queues, options.measures, sizes)
-            for database in options.databases
-        }
+        WORK.mkdir(parents=True, exist_ok=True)
+        with open(WORK / "run.lock", "w") as lock:
+            # Two runs would recreate each other's databases mid-measure.
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                parser.error(f"another peers.py run is measuring in {WORK}")
+            results = {
+                database: measure_database(database, queues, options.measures, sizes)
+                for database in options.databases
+            }
         report = {
             "sizes": sizes,
             "measures": options.measures,
