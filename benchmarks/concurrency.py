@@ -16,7 +16,6 @@ first: point it at a scratch database.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -36,6 +35,7 @@ from django.db import connection  # noqa: E402
 from django.tasks import task_backends  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from benchmarks.common import timed_run  # noqa: E402
 from django_database_task.engine.worker import Worker  # noqa: E402
 from django_database_task.models import DatabaseTask  # noqa: E402
 
@@ -65,16 +65,7 @@ def worker_process(count: int, task_path: str, concurrency: int) -> float:
         sys.executable, "-m", "django", "run_database_tasks", "-v", "0",
         "--concurrency", str(concurrency),
     ]  # fmt: skip
-    started = time.perf_counter()
-    done = subprocess.run(
-        command,
-        cwd=ROOT,
-        env=os.environ | {"PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-    )
-    elapsed = time.perf_counter() - started
-    assert done.returncode == 0, done.stderr
+    elapsed, _ = timed_run(command, ROOT, os.environ | {"PYTHONPATH": str(ROOT)})
     finished = DatabaseTask.objects.filter(status="SUCCESSFUL").count()
     assert finished == count, finished
     return count / elapsed

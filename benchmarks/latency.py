@@ -17,7 +17,6 @@ import json
 import os
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.tasks import task_backends  # noqa: E402
 
+from benchmarks.common import latency_summary  # noqa: E402
 from benchmarks.tasks import noop  # noqa: E402
 from django_database_task.models import DatabaseTask, DatabaseTaskWorker  # noqa: E402
 
@@ -57,10 +57,6 @@ def start_worker(interval: float) -> subprocess.Popen:
         time.sleep(0.05)
     time.sleep(1)  # Idle, waiting.
     return worker
-
-
-def percentile(ordered: list[float], fraction: float) -> float:
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def measure(count: int, pause: float, interval: float) -> list[float]:
@@ -92,7 +88,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=5.0, help="the worker's")
     options = parser.parse_args()
     call_command("migrate", verbosity=0)
-    latencies = sorted(measure(options.tasks, options.pause, options.interval))
+    latencies = measure(options.tasks, options.pause, options.interval)
     backend = task_backends["default"]
     print(
         json.dumps(
@@ -101,11 +97,7 @@ def main() -> None:
                 "listen": backend.listen and connection.vendor == "postgresql",
                 "tasks": options.tasks,
                 "interval_s": options.interval,
-                "p50_ms": round(percentile(latencies, 0.50), 1),
-                "p95_ms": round(percentile(latencies, 0.95), 1),
-                "p99_ms": round(percentile(latencies, 0.99), 1),
-                "max_ms": round(latencies[-1], 1),
-                "mean_ms": round(statistics.fmean(latencies), 1),
+                **latency_summary(latencies),
             }
         )
     )
