@@ -135,7 +135,8 @@ class Dialect:
         """One UPDATE storing the outcomes of the tasks ``ids``, all ending in
         ``status``, while ``worker_id`` still holds them: ``values`` maps a
         column to its value per task, in ``ids`` order. Tasks are found by
-        primary key, so the plan never depends on statistics."""
+        primary key: the status re-check is written so that no index on
+        status can serve it (see ``expressions.status_recheck``)."""
         assignments = ["status = %s", "worker_id = ''"]
         params: list = [status]
         for column, per_task in values.items():
@@ -150,7 +151,8 @@ class Dialect:
         placeholders = ", ".join(["%s"] * len(ids))
         return (
             f"UPDATE {TABLE} SET {', '.join(assignments)} "
-            f"WHERE id IN ({placeholders}) AND status = 'RUNNING' AND worker_id = %s",
+            f"WHERE id IN ({placeholders}) AND COALESCE(status, '') = 'RUNNING' "
+            "AND worker_id = %s",
             [*params, *ids, worker_id],
         )
 

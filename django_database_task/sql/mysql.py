@@ -9,7 +9,10 @@ from .base import _DROP_CLAIM_INDEXES, TABLE, Dialect, _columns
 
 class MySQL(Dialect):
     """No UPDATE ... RETURNING: in one transaction, SELECT the ids ... FOR
-    UPDATE SKIP LOCKED, mark them, read them back. InnoDB locks every row it
+    UPDATE SKIP LOCKED, mark them by primary key (the status re-check kept
+    out of the optimiser's reach: through a status index the UPDATE would
+    read, and wait on, every READY row, those other workers hold included),
+    read them back. InnoDB locks every row it
     scans, so the claim indexes lead with the columns the claim filters on,
     in its order."""
 
@@ -53,7 +56,7 @@ class MySQL(Dialect):
             placeholders = ", ".join(["%s"] * len(ids))
             cursor.execute(
                 f"UPDATE {TABLE} SET {mark} "
-                f"WHERE status = 'READY' AND id IN ({placeholders})",
+                f"WHERE COALESCE(status, '') = 'READY' AND id IN ({placeholders})",
                 mark_params + ids,
             )
             cursor.execute(
