@@ -136,7 +136,8 @@ def rows_read(sql: str) -> tuple[int, list[str]]:
 
 
 def _pg_accesses(node: dict) -> Iterator[tuple[int, str]]:
-    if "Relation Name" in node:
+    # ModifyTable names the table too, but reads nothing itself.
+    if "Relation Name" in node and "Scan" in node["Node Type"]:
         if node["Node Type"] == "Seq Scan" and node["Relation Name"] == TABLE:
             # Dead rows are not counted: call it everything.
             rows = 10**9
