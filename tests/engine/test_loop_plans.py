@@ -1,7 +1,8 @@
 """The statements a worker repeats keep their plans under stale statistics.
 
 The table's statistics say it holds only finished tasks (taken before a
-purge) while it holds a READY backlog and a few RUNNING tasks. Each statement
+purge), or nothing at all, while it holds a READY backlog and a few RUNNING
+tasks. Each statement
 must still read about the rows it needs: one row when it goes by primary key,
 the RUNNING rows when it looks for RUNNING tasks, never the backlog. Checked
 on PostgreSQL and MariaDB/MySQL (SQLite keeps no such statistics). The claim
@@ -44,11 +45,12 @@ LIVE, DEAD = 50, 5
 RUNNING = LIVE + DEAD
 
 
-@pytest.fixture(scope="module")
-def stale_table(django_db_setup, django_db_blocker):
+@pytest.fixture(scope="module", params=[FINISHED, 0], ids=["purged", "empty"])
+def stale_table(request, django_db_setup, django_db_blocker):
+    """Statistics of a purged table, or of an empty one; then the backlog."""
     with (
         django_db_blocker.unblock(),
-        stale_statistics(finished=FINISHED, ready=BACKLOG),
+        stale_statistics(finished=request.param, ready=BACKLOG),
     ):
         backend = task_backends["default"]
         registry.register(backend, "live")
@@ -70,7 +72,7 @@ def stale_table(django_db_setup, django_db_blocker):
                 started_at=long_ago,
                 last_attempted_at=long_ago,
             )
-        yield backend
+        yield backend, request.param
 
 
 def held_by(worker_id: str):
@@ -160,10 +162,29 @@ CHECKS: dict[str, tuple[Callable[..., Callable[[], object]], int]] = {
 }
 
 
+# MariaDB's optimizer prefers its engine-independent statistics (ANALYZE
+# TABLE ... PERSISTENT FOR ...), which nothing refreshes by itself: taken on
+# an empty table, they make any scan look free. The ORM names no index, so
+# these read the whole table then; the claim names its index.
+_EMPTY = "MariaDB, statistics of an empty table: reads the whole table"
+MYSQL_EMPTY_SCANS = {
+    "rescuer.rescue": f"{_EMPTY} (once per heartbeat)",
+    "stale.requeue_stale": f"{_EMPTY} (an operator's command)",
+    "transitions.release_held": f"{_EMPTY} (after a failed claim only)",
+}
+
+
 @pytest.mark.parametrize("name", CHECKS)
-def test_under_stale_statistics_a_loop_statement_reads_only_its_rows(stale_table, name):
+def test_under_stale_statistics_a_loop_statement_reads_only_its_rows(
+    request, stale_table, name
+):
+    backend, finished = stale_table
+    if connection.vendor == "mysql" and not finished and name in MYSQL_EMPTY_SCANS:
+        request.applymarker(
+            pytest.mark.xfail(strict=True, reason=MYSQL_EMPTY_SCANS[name])
+        )
     prepare, most = CHECKS[name]
-    statements = captured(prepare(stale_table))
+    statements = captured(prepare(backend))
     assert statements, name
     for sql in statements:
         rows, accesses = rows_read(sql)
