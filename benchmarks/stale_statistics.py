@@ -6,19 +6,22 @@
         .venv/bin/python benchmarks/stale_statistics.py
 
 Purge-then-burst: the table holds ``--finished`` finished tasks when its
-statistics are taken, then they are purged and ``--backlog`` READY tasks
-arrive. One in-process worker drains the backlog twice:
+statistics are taken (0: an empty table's), then they are purged and
+``--backlog`` READY tasks arrive. ``--by-id`` of them are run one by one with
+``run_task_by_id`` (as the ``execute/`` endpoint does for Cloud Tasks), then
+one in-process worker drains the rest. Twice:
 
 - ``stale``: nothing analyses the table after the purge (automatic
   statistics are switched off for the run: autovacuum on PostgreSQL,
   ``STATS_AUTO_RECALC`` on MariaDB/MySQL, whose ``ANALYZE TABLE ...
-  PERSISTENT FOR ALL`` histograms are never refreshed automatically anyway);
+  PERSISTENT FOR ALL`` statistics are never refreshed automatically anyway);
 - ``fresh``: the same, then the table is analysed with the backlog in it.
 
-``ratio`` is the stale rate over the fresh one. ``claim_plan`` names the
-indexes the claim reads in each case, before the drain. The database named in
-DATABASE_URL is migrated and its task table emptied: point it at a scratch
-database.
+``--rounds`` repeats both, alternating which goes first; the ratios are of
+the median rates, stale over fresh. ``claim_plan`` names how the claim's
+statements read the table in each run, before the drain. The database named
+in DATABASE_URL is migrated and its task table emptied: point it at a
+scratch database.
 """
 
 import argparse
@@ -153,7 +156,8 @@ def measure(*, finished: int, backlog: int, by_id: int, fresh: bool) -> dict:
     run ``by_id`` tasks of it with ``run_task_by_id``, then drain the rest
     with one worker."""
     vendor = VENDORS[connection.vendor]
-    execute(f"DELETE FROM {TABLE}")
+    # A new table each time: no deleted rows of the last run still purged.
+    execute(f"TRUNCATE TABLE {TABLE}")
     execute(vendor["manual"])
     try:
         insert("SUCCESSFUL", finished, vendor)
@@ -203,7 +207,12 @@ def median_ratio(runs: dict, key: str) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--finished", type=positive, default=1_000_000)
+    parser.add_argument(
+        "--finished",
+        type=int,
+        default=1_000_000,
+        help="finished tasks the statistics are taken over; 0: those of an empty table",
+    )
     parser.add_argument("--backlog", type=positive, default=30_000)
     parser.add_argument(
         "--by-id",
@@ -221,6 +230,8 @@ def main() -> None:
     options = parser.parse_args()
     if connection.vendor not in VENDORS:
         parser.error("DATABASE_URL must name a PostgreSQL or MariaDB/MySQL database.")
+    if options.finished < 0:
+        parser.error("--finished must be 0 or more.")
     if not 0 <= options.by_id < options.backlog:
         parser.error("--by-id must be at least 0 and less than --backlog.")
     call_command("migrate", verbosity=0)
