@@ -21,6 +21,8 @@ class Dialect:
     # SQLite rebuilds the table for most schema changes, which drops the
     # indexes created here: migrations that change the table run these after.
     restore_indexes: tuple[str, ...] = ()
+    # The task table, for statements that find their rows by primary key.
+    by_primary_key = TABLE
 
     # bulk_enqueue: rows per statement unless the caller asks otherwise.
     bulk_batch_size = 1000
@@ -150,7 +152,7 @@ class Dialect:
                 params += [task_id, value]
         placeholders = ", ".join(["%s"] * len(ids))
         return (
-            f"UPDATE {TABLE} SET {', '.join(assignments)} "
+            f"UPDATE {self.by_primary_key} SET {', '.join(assignments)} "
             f"WHERE id IN ({placeholders}) AND COALESCE(status, '') = 'RUNNING' "
             "AND worker_id = %s",
             [*params, *ids, worker_id],

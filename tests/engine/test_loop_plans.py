@@ -27,7 +27,7 @@ from django_database_task.engine.claim import claim_task_by_id
 from django_database_task.engine.listener import next_due
 from django_database_task.engine.maintenance import rescuer, stale
 from django_database_task.models import DatabaseTask
-from django_database_task.sql import TABLE
+from django_database_task.sql import TABLE, dialect_for
 from tests.engine.plans import captured, execute, rows_read, stale_statistics
 
 pytestmark = [
@@ -83,6 +83,28 @@ def newest_ready():
     return DatabaseTask.objects.filter(status="READY").order_by("-pk").first()
 
 
+def finish_held(backend) -> Callable[[], object]:
+    """The completion of a batch of a live worker's tasks, as the worker's
+    flush writes it (``completer.store_all`` runs this statement)."""
+    held = DatabaseTask.objects.filter(status="RUNNING", worker_id="live")
+    ids = [
+        DatabaseTask._meta.pk.get_db_prep_value(pk, connection)
+        for pk in held.values_list("pk", flat=True)[:10]
+    ]
+    statement = dialect_for(connection).finish_statement(
+        ids=ids,
+        status="SUCCESSFUL",
+        worker_id="live",
+        values={"finished_at": [timezone.now()] * len(ids)},
+    )
+
+    def finish() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(*statement)
+
+    return finish
+
+
 def later() -> object:
     return timezone.now() + timedelta(seconds=5)
 
@@ -92,6 +114,7 @@ def later() -> object:
 # statements may read.
 CHECKS: dict[str, tuple[Callable[..., Callable[[], object]], int]] = {
     "registry.beat": (lambda backend: partial(registry.beat, backend, "live"), 1),
+    "completion": (finish_held, 10),
     "rescuer.rescue": (lambda backend: partial(rescuer.rescue, backend), 3 * RUNNING),
     "transitions.requeue_lost": (
         lambda backend: partial(
@@ -183,6 +206,12 @@ def test_under_stale_statistics_a_loop_statement_reads_only_its_rows(
         request.applymarker(
             pytest.mark.xfail(strict=True, reason=MYSQL_EMPTY_SCANS[name])
         )
+    if connection.vendor == "postgresql" and not finished and name == "completion":
+        # Statistics of an empty table make a table of this test's size look
+        # smaller than one page: a sequential scan may then be cheapest. At a
+        # 30,000 backlog the planner keeps the primary key
+        # (benchmarks/stale_statistics.py --finished 0).
+        pytest.skip("PostgreSQL may scan a small table it believes empty")
     prepare, most = CHECKS[name]
     statements = captured(prepare(backend))
     assert statements, name
