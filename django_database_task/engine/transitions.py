@@ -98,11 +98,13 @@ def make_due(tasks: QuerySet[DatabaseTask]) -> int:
 
 
 def release_held(using: str, worker_id: str, keep: Sequence = ()) -> int:
-    """RUNNING tasks held by ``worker_id`` other than ``keep`` go back to READY:
-    a claim the worker never heard back from (its connection dropped after
-    the database committed it) is not stranded."""
+    """RUNNING tasks held by ``worker_id`` other than ``keep`` go back to READY
+    as they were: a claim the worker never heard back from (its connection
+    dropped after the database committed it) is not stranded, and, the task
+    never having run, does not count as an attempt."""
     held = DatabaseTask.objects.using(using).filter(status=RUNNING, worker_id=worker_id)
-    return held.exclude(pk__in=list(keep)).update(status=READY, worker_id="")
+    rows = held.exclude(pk__in=list(keep)).only("pk", "worker_ids")
+    return release_unstarted(using, worker_id, list(rows))
 
 
 def release_unstarted(using: str, worker_id: str, rows: Sequence[DatabaseTask]) -> int:

@@ -168,10 +168,10 @@ class Worker:
                 if self._idle():
                     return
                 continue
-            if self._start_claimed():
-                continue
             if self._pending and self._flush_due():
                 self._flush()
+                continue
+            if self._start_claimed():
                 continue
             free = min(self._free_slots(), self._left())
             if free and self._claim(free):
@@ -356,10 +356,14 @@ class Worker:
             self._producer.observe(outcome.seconds)
 
     def _flush_due(self) -> bool:
+        """Also at once after a task failed on a database error: the
+        database may be gone, and the claimed tasks should wait for it
+        rather than fail one after another."""
         return (
             not (self._producer.claimed or self._pool.busy)
             or len(self._pending) >= MAX_CLAIM
             or time.monotonic() - self._pending_since >= FLUSH_AFTER
+            or any(isinstance(o.exception, DatabaseError) for o in self._pending)
         )
 
     def _flush(self) -> None:

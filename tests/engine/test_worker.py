@@ -104,6 +104,8 @@ def test_release_held_frees_what_a_worker_holds_but_does_not_run():
         DatabaseTask.objects.get(pk=t.pk).status for t in (lost, running, elsewhere)
     ]
     assert statuses == ["READY", "RUNNING", "RUNNING"]
+    # The lost claim never ran the task: it is not an attempt.
+    assert DatabaseTask.objects.get(pk=lost.pk).worker_ids == []
 
 
 @pytest.mark.django_db(transaction=True)
