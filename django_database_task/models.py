@@ -98,6 +98,14 @@ class DatabaseTaskWorker(models.Model):
     )
     started_at = models.DateTimeField(_("started at"))
     last_heartbeat_at = models.DateTimeField(_("last heartbeat at"), db_index=True)
+    # The tasks the worker may have started and not yet stored, written
+    # before it starts them: a task it holds that is not listed was claimed
+    # ahead and never started, so rescuing it costs no attempt. NULL when the
+    # worker keeps no list (a one-off run by id, or an older version): each
+    # task it holds then counts as attempted.
+    started_task_ids = models.JSONField(
+        _("started task ids"), null=True, blank=True, default=None
+    )
 
     class Meta:
         db_table = "django_database_task_worker"

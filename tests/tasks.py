@@ -10,6 +10,8 @@ from django.db import IntegrityError
 from django.db.models import F
 from django.tasks import task
 
+from django_database_task.models import DatabaseTask, DatabaseTaskWorker
+
 from .models import Counter, Execution, Span
 
 
@@ -95,6 +97,23 @@ def record_every_run(key, seconds=0):
     if not created:
         Execution.objects.filter(key=key).update(duplicates=F("duplicates") + 1)
     return key
+
+
+@task(takes_context=True)
+def look_at_my_worker(context, seconds=0):
+    """When it began (on this process's monotonic clock), and what its worker
+    had written down by then: the tasks its started list names, and the
+    tasks it holds."""
+    if seconds:
+        time.sleep(seconds)
+    worker_id = context.task_result.worker_ids[-1]
+    listed = DatabaseTaskWorker.objects.get(pk=worker_id).started_task_ids
+    held = DatabaseTask.objects.filter(status="RUNNING", worker_id=worker_id)
+    return {
+        "began": time.monotonic(),
+        "listed": listed,
+        "held": [str(pk) for pk in held.values_list("pk", flat=True)],
+    }
 
 
 @task(takes_context=True)

@@ -1,10 +1,11 @@
-"""Workers killed with SIGKILL mid-run strand no task and lose none.
+"""Workers killed with SIGKILL mid-run strand no task and lose none, and the
+tasks a killed worker had only claimed ahead cost no attempt.
 
 Four continuous workers drain a queue while, every couple of seconds, one of
 them is killed (no signal handler, no cleanup, as when a machine dies or the
 OOM killer strikes) and a fresh one takes its place. Every task the dead
 worker held is rescued by the survivors' heartbeats and run again; no other
-task runs twice.
+task runs twice. A task it had only claimed ahead runs as if never claimed.
 """
 
 import signal
@@ -15,6 +16,7 @@ import pytest
 from django.db import connection
 from django.tasks import TaskResultStatus
 
+from django_database_task.engine.transitions import WORKER_LOST_PATH
 from django_database_task.models import DatabaseTask, DatabaseTaskWorker
 from tests import tasks
 from tests.models import Execution
@@ -175,14 +177,104 @@ def test_workers_killed_mid_run_strand_no_task_and_lose_none(
     assert ran_twice <= in_flight | stranded, (
         "a task that was not in flight at a kill ran twice"
     )
-    assert stranded <= claimed_again, "a task stranded by a kill was not run again"
-    # The first attempt of each task run again was on a killed worker.
     killed_prefixes = tuple(worker.id_prefix for worker in killed)
     for pk, _, worker_ids in rows:
+        # The first attempt of each task run again was on a killed worker.
         if pk in claimed_again:
             assert all(wid.startswith(killed_prefixes) for wid in worker_ids[:-1])
+        # A stranded task ran to the end on a live worker: its attempt on
+        # the killed one counted if it had started there, not if it had
+        # only been claimed ahead.
+        if pk in stranded:
+            assert not worker_ids[-1].startswith(killed_prefixes)
     print(
         f"\n{connection.vendor}: {size} tasks, {WORKERS} workers, {kills} kills; "
-        f"{len(stranded)} stranded, {len(claimed_again)} claimed "
-        f"twice, {len(executed_again)} executed twice; drained in {drained:.1f} s"
+        f"{len(stranded)} stranded ({len(stranded - claimed_again)} claimed ahead), "
+        f"{len(claimed_again)} claimed twice, {len(executed_again)} executed "
+        f"twice; drained in {drained:.1f} s"
+    )
+
+
+# Long enough that a worker names only the tasks for its free slots in its
+# started list (no task starts within FLUSH_AFTER of another), short enough
+# to learn a prefetch of several tasks per slot.
+AHEAD_TASK_SECONDS = {1: 0.01, 4: 0.04}
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_worker_killed_with_tasks_claimed_ahead_costs_them_no_attempt(
+    settings, test_database_env, tmp_path, concurrency
+):
+    """With one attempt each, the tasks a killed worker had started fail
+    (WorkerLost), and those it had only claimed ahead run elsewhere, as
+    if never claimed."""
+    env = backend_options(
+        settings, test_database_env, HEARTBEAT_INTERVAL=0.5, RESCUE_AFTER=2
+    )
+    size = 400
+    for number in range(size):
+        tasks.record_every_run.enqueue(
+            f"task-{number}", AHEAD_TASK_SECONDS[concurrency]
+        )
+    args = ("--continuous", "--interval", "0.2", "--concurrency", str(concurrency))
+    victim = LoggedWorker(env, tmp_path, *args)
+    rescuer = None
+    try:
+
+        def holding_tasks_claimed_ahead() -> bool:
+            if successful() > size // 2:
+                raise AssertionError("the queue ran low before the kill")
+            if successful() < 20:  # Still learning how long tasks take.
+                return False
+            victim.process.send_signal(signal.SIGSTOP)
+            if len(held_by(victim)) >= concurrency + 2:
+                return True
+            victim.process.send_signal(signal.SIGCONT)
+            return False
+
+        wait_until(
+            holding_tasks_claimed_ahead,
+            timeout=60,
+            workers=[victim],
+            what="the worker to hold tasks claimed ahead",
+        )
+        victim.kill()
+        time.sleep(SETTLE)
+        held = held_by(victim)
+        rescuer = LoggedWorker(env, tmp_path, *args)
+        wait_until(
+            lambda: (
+                not DatabaseTask.objects.filter(
+                    status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING]
+                ).exists()
+            ),
+            timeout=120,
+            workers=[rescuer],
+            what="every task to finish",
+        )
+        assert rescuer.stop() == 0, rescuer.errors()
+    finally:
+        victim.kill()
+        if rescuer is not None:
+            rescuer.kill()
+
+    failed = DatabaseTask.objects.filter(status=TaskResultStatus.FAILED)
+    # Started: running, or done and not yet stored, one per slot at most.
+    assert set(failed.values_list("pk", flat=True)) <= held
+    assert 1 <= failed.count() <= concurrency
+    for task in failed:
+        assert task.errors[-1]["exception_class_path"] == WORKER_LOST_PATH
+    claimed_ahead = held - set(failed.values_list("pk", flat=True))
+    assert len(claimed_ahead) >= 2
+    for task in DatabaseTask.objects.filter(pk__in=claimed_ahead):
+        assert task.status == TaskResultStatus.SUCCESSFUL
+        assert len(task.worker_ids) == 1
+        assert not task.worker_ids[0].startswith(victim.id_prefix)
+        assert task.errors == []
+    assert successful() == size - failed.count()
+    assert not Execution.objects.filter(duplicates__gt=0).exists()
+    print(
+        f"\n{connection.vendor}, concurrency {concurrency}: killed holding "
+        f"{len(held)} tasks; {failed.count()} failed, {len(claimed_ahead)} "
+        "ran elsewhere as never claimed"
     )

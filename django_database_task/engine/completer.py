@@ -8,6 +8,7 @@ outcome is durable.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 
 from django.db import connections, transaction
@@ -25,16 +26,24 @@ logger = logging.getLogger(__name__)
 _FIELDS = {field.column: field for field in DatabaseTask._meta.concrete_fields}
 
 
-def store_all(outcomes: list[Outcome], *, using: str) -> list[TaskResult]:
+def store_all(
+    outcomes: list[Outcome],
+    *,
+    using: str,
+    then: Callable[[], object] | None = None,
+) -> list[TaskResult]:
     """Write the outcomes, each guarded by ``status = RUNNING`` and the
     worker that holds the task, so that a task rescued or requeued meanwhile
-    is not overwritten; return the updated results. All are written or, on
-    an error, none; writing them twice is harmless."""
+    is not overwritten; return the updated results. ``then`` writes more in
+    the same transaction. All are written or, on an error, none; writing
+    them twice is harmless."""
 
     def write() -> list[TaskResult]:
         with transaction.atomic(using=using):
             for group in _groups(outcomes).values():
                 _write_group(group, using)
+            if then is not None:
+                then()
         return [_result(outcome) for outcome in outcomes]
 
     return tolerate(write, using=using)

@@ -39,6 +39,10 @@ class InlinePool:
     def running(self) -> list[Attempt]:
         return []
 
+    def started(self) -> list:
+        """Primary keys of the tasks running or done and not yet taken."""
+        return [outcome.row.pk for outcome in self.done]
+
     def close(self, timeout: float | None = None) -> bool:
         return True
 
@@ -64,6 +68,13 @@ class ConcurrentPool:
     def running(self) -> list[Attempt]:
         with self._lock:
             return list(self._running.values())
+
+    def started(self) -> list:
+        """Primary keys of the tasks running or done and not yet taken, read
+        at one moment: a task between the two is in one or the other."""
+        with self._lock:
+            attempts = list(self._running.values())
+            return [a.row.pk for a in attempts] + [o.row.pk for o in self._done]
 
     def submit(self, attempt: Attempt) -> None:
         with self._lock:

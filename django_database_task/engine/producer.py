@@ -8,7 +8,9 @@ a claimed task never waits long in memory. Slow tasks get no prefetch at
 all. Claimed tasks are RUNNING and held by the worker from the moment they
 are claimed: if the worker dies they are rescued with it; on a graceful stop
 those it never started are released at once, their claim not counted as an
-attempt.
+attempt. A crash does not cost them an attempt either: the worker starts
+only the first ``startable`` of them, those named in its started list
+(``registry.record_started``), which it writes before it starts them.
 
 After a claim that found nothing, the producer first asks when the next task
 is due (one indexed read) and claims only once something is, or when a
@@ -18,12 +20,13 @@ notification or a wake-up says there may be work.
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import islice
 
 from django.db import DatabaseError
 
 from ..backends import DatabaseTaskBackend
 from ..models import DatabaseTask
-from . import listener, transitions
+from . import listener, registry, transitions
 from .claim import claim_tasks
 from .transient import Interrupted, Outage
 
@@ -57,6 +60,8 @@ class Producer:
         self.found_nothing = False
         self._outage = outage
         self._give_up = give_up
+        # How many claimed tasks, from the front, the started list names.
+        self.startable = 0
         self._seconds_per_task: float | None = None
         self._uncertain = False
 
@@ -82,6 +87,47 @@ class Producer:
         if held >= free and held > prefetch // 2:
             return 0
         return max(0, min(free + prefetch - held, MAX_CLAIM, left - held))
+
+    def starts(
+        self,
+        *,
+        held: Callable[[], list],
+        free: int,
+        concurrency: int,
+        window: float,
+    ) -> tuple[list, int] | None:
+        """The started list that lets the worker start more claimed tasks,
+        and how many it lets start: every task ``held()`` (started, not
+        stored), then those for the free slots and those expected to start
+        within ``window`` seconds. None when the list names enough already.
+        It never names fewer claimed tasks than the last one did: if writing
+        it fails, the worker goes on starting those."""
+        ahead = 0
+        if self._seconds_per_task is not None:
+            ahead = int(concurrency * window / max(self._seconds_per_task, 1e-6))
+        count = min(len(self.claimed), free + ahead)
+        if count <= self.startable:
+            return None
+        return held() + [row.pk for row in islice(self.claimed, count)], count
+
+    def record_starts(self, task_ids: list, count: int) -> None:
+        """Write the started list ``task_ids`` alone, then let ``count``
+        claimed tasks start; during an outage, wait for the database."""
+        try:
+            self._outage.until_available(
+                lambda: registry.record_started(self.backend, self.worker_id, task_ids),
+                using=self.backend.database,
+                give_up=self._give_up,
+            )
+        except Interrupted:
+            return
+        self.startable = count
+
+    def take(self) -> DatabaseTask:
+        """The next claimed task to start; only while ``startable``."""
+        assert self.startable > 0
+        self.startable -= 1
+        return self.claimed.popleft()
 
     def seconds_until_due(self, interval: float) -> float:
         """Up to ``interval``: when the next READY task is due (0 if one is)."""
@@ -127,6 +173,7 @@ class Producer:
             )
             return
         self.claimed.clear()
+        self.startable = 0
 
     def _claim(self, limit: int) -> list[DatabaseTask]:
         try:

@@ -28,11 +28,14 @@ def register(
     *,
     queues: Sequence[str] = (),
     concurrency: int = 1,
+    keeps_started: bool = False,
 ) -> None:
     """Add the worker: one INSERT, no transaction, so that SQLite writers
     never deadlock upgrading a read lock. Worker ids are unique and only the
     worker itself adds its row, so a duplicate key means an earlier INSERT
-    committed though its answer was lost (an outage): the worker is in."""
+    committed though its answer was lost (an outage): the worker is in.
+    ``keeps_started``: the worker writes what it starts (``record_started``)
+    before starting it; it has started nothing yet."""
     now = timezone.now()
     try:
         DatabaseTaskWorker.objects.using(backend.database).create(
@@ -45,6 +48,7 @@ def register(
             state=WorkerState.RUNNING,
             started_at=now,
             last_heartbeat_at=now,
+            started_task_ids=[] if keeps_started else None,
         )
     except IntegrityError:
         beat(backend, worker_id)
@@ -57,6 +61,16 @@ def beat(backend: DatabaseTaskBackend, worker_id: str) -> bool:
         DatabaseTaskWorker.objects.using(backend.database)
         .filter(pk=worker_id)
         .update(last_heartbeat_at=timezone.now())
+    )
+
+
+def record_started(
+    backend: DatabaseTaskBackend, worker_id: str, task_ids: Sequence
+) -> None:
+    """The tasks the worker may have started and not yet stored: any other
+    task it holds was never started (see ``maintenance.rescuer``)."""
+    DatabaseTaskWorker.objects.using(backend.database).filter(pk=worker_id).update(
+        started_task_ids=[str(task_id) for task_id in task_ids]
     )
 
 

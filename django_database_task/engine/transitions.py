@@ -152,16 +152,35 @@ def requeue_lost(
     tasks = DatabaseTask.objects.using(backend.database).filter(pk=pk)
     held = tasks.filter(status_recheck(RUNNING), worker_id=worker_id)
     changed = held.update(**values)
-    # The path and queue are read only when someone listens (metrics).
-    if changed and task_rescued.has_listeners(type(backend)):
-        found = tasks.values_list("task_path", "queue_name").first()
-        if found is not None:
-            task_rescued.send_robust(
-                type(backend),
-                backend_name=backend.alias,
-                task_id=str(pk),
-                task_path=found[0],
-                queue_name=found[1],
-                status=values["status"],
-            )
+    if changed:
+        _announce_rescue(backend, pk, values["status"])
     return changed
+
+
+def release_unstarted_of_dead(
+    backend: DatabaseTaskBackend, *, row: DatabaseTask, worker_id: str
+) -> int:
+    """A task the dead worker ``worker_id`` had claimed ahead and never
+    started goes back to READY as it was (``release_unstarted``), and
+    ``task_rescued`` is sent. Returns 1 or 0."""
+    changed = release_unstarted(backend.database, worker_id, [row])
+    if changed:
+        _announce_rescue(backend, row.pk, READY)
+    return changed
+
+
+def _announce_rescue(backend: DatabaseTaskBackend, pk, status: object) -> None:
+    # The path and queue are read only when someone listens (metrics).
+    if not task_rescued.has_listeners(type(backend)):
+        return
+    tasks = DatabaseTask.objects.using(backend.database).filter(pk=pk)
+    found = tasks.values_list("task_path", "queue_name").first()
+    if found is not None:
+        task_rescued.send_robust(
+            type(backend),
+            backend_name=backend.alias,
+            task_id=str(pk),
+            task_path=found[0],
+            queue_name=found[1],
+            status=status,
+        )

@@ -23,8 +23,9 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from functools import partial
 
 from django.db import DatabaseError, close_old_connections
 from django.tasks import TaskResult
@@ -32,11 +33,10 @@ from django.utils.crypto import get_random_string
 
 from ..backends import DatabaseTaskBackend
 from ..models import DatabaseTask
-from . import events, listener, registry
+from . import events, listener, membership, registry
 from .claim import claim_task_by_id
 from .completer import announce, store, store_all
 from .executor import Outcome, run, start
-from .heartbeat import Heartbeat
 from .pool import ConcurrentPool, InlinePool
 from .producer import MAX_CLAIM, MIN_PAUSE, Producer
 from .transient import Interrupted, Outage, tolerate
@@ -115,7 +115,7 @@ class Worker:
     def run(self) -> int:
         """Return the number of tasks run."""
         try:
-            with self._registered():
+            with self._registered(keeps_started=True):
                 self._loop()
         except Interrupted:
             pass  # Stopped while waiting for the database to register.
@@ -131,7 +131,7 @@ class Worker:
         thread; None if it is not runnable. A malformed id raises
         ValidationError."""
         database = self.backend.database
-        with self._registered():
+        with self._registered(keeps_started=False):
             row = tolerate(
                 lambda: claim_task_by_id(
                     using=database,
@@ -183,8 +183,11 @@ class Worker:
     def _start_claimed(self) -> bool:
         """Hand claimed tasks to the free slots (inline: run one)."""
         started = False
-        while self._producer.claimed and self._free_slots():
-            row = self._producer.claimed.popleft()
+        producer = self._producer
+        while producer.claimed and self._free_slots():
+            if not producer.startable and not self._record_starts():
+                break
+            row = producer.take()
             self._in_flight = row
             attempt = start(row, self.backend)
             events.started(attempt.result, self.worker_id)
@@ -194,6 +197,24 @@ class Worker:
             if not self._pool.busy:
                 break  # Inline: let the loop flush in time.
         return started
+
+    def _record_starts(self) -> bool:
+        """Name the next claimed tasks in the started list before starting
+        them: with the pending outcomes if there are any, alone otherwise.
+        False when none may start yet (the database did not take it)."""
+        if self._pending:
+            self._flush()
+        elif starts := self._starts():
+            self._producer.record_starts(*starts)
+        return self._producer.startable > 0
+
+    def _starts(self) -> tuple[list, int] | None:
+        return self._producer.starts(
+            held=self._held_elsewhere,
+            free=self._free_slots(),
+            concurrency=self._pool.concurrency,
+            window=FLUSH_AFTER,
+        )
 
     def _claim(self, free: int) -> bool:
         """Claim for the free slots and the prefetch. After a claim that
@@ -282,67 +303,31 @@ class Worker:
                 self._pool.busy,
                 self.shutdown_timeout,
             )
-            raise _Abandoned
+            raise membership.Abandoned
         self._collect()
 
-    @contextmanager
-    def _registered(self) -> Iterator[None]:
-        """In the registry, heartbeating, for as long as tasks may run. A
-        worker that leaves unfinished tasks is marked dead, not removed."""
-        self._outage.until_available(
-            lambda: registry.register(
-                self.backend,
-                self.worker_id,
-                queues=self.queue_names,
-                concurrency=self.concurrency,
-            ),
-            using=self.backend.database,
-            give_up=lambda: self.stopping,
-        )
-        heartbeat = Heartbeat(
+    def _registered(self, *, keeps_started: bool) -> AbstractContextManager:
+        return membership.registered(
             self.backend,
             self.worker_id,
             queues=self.queue_names,
             concurrency=self.concurrency,
+            keeps_started=keeps_started,
+            outage=self._outage,
+            give_up=lambda: self.stopping,
+            unfinished=lambda: bool(
+                self._in_flight
+                or self._pool.busy
+                or self._pending
+                or self._unwritten
+                or self._producer.claimed
+            ),
         )
-        heartbeat.start()
-        abandoned = False
-        try:
-            yield
-        except (_Abandoned, KeyboardInterrupt) as e:
-            abandoned = True
-            if isinstance(e, KeyboardInterrupt):
-                raise
-        finally:
-            heartbeat.stop()
-            abandoned = abandoned or self._unfinished()
-            self._leave(abandoned)
-
-    def _unfinished(self) -> bool:
-        return bool(
-            self._in_flight
-            or self._pool.busy
-            or self._pending
-            or self._unwritten
-            or self._producer.claimed
-        )
-
-    def _leave(self, abandoned: bool) -> None:
-        try:
-            if abandoned:
-                registry.abandon(self.backend, self.worker_id)
-            else:
-                registry.deregister(self.backend, self.worker_id)
-        except DatabaseError as error:
-            # The row ages out; the rescuer rescues its tasks and prunes it.
-            logger.warning(
-                "Worker %s could not leave the registry: %s", self.worker_id, error
-            )
 
     def _held_elsewhere(self) -> list:
-        """Tasks this worker holds outside the producer: running or done."""
+        """Tasks this worker holds outside the producer: started, not stored."""
         held = [outcome.row.pk for outcome in self._unwritten + self._pending]
-        return held + [attempt.row.pk for attempt in self._pool.running()]
+        return held + self._pool.started()
 
     def _collect(self) -> None:
         """Take finished outcomes to be stored in the next flush."""
@@ -367,18 +352,27 @@ class Worker:
         )
 
     def _flush(self) -> None:
-        """Store the pending outcomes in one transaction, then announce them."""
+        """Store the pending outcomes in one transaction, with the started
+        list when more claimed tasks should start, then announce them."""
         done, self._pending = self._pending, []
         if not done:
             return
+        starts = self._starts()
+        record = None
+        if starts is not None:
+            record = partial(
+                registry.record_started, self.backend, self.worker_id, starts[0]
+            )
         try:
-            results = store_all(done, using=self.backend.database)
+            results = store_all(done, using=self.backend.database, then=record)
         except DatabaseError as error:
             if not self.continuous:
                 raise
             self._outage.began("store the outcome of a task", error)
             self._unwritten.extend(done)
             return
+        if starts:
+            self._producer.startable = starts[1]
         for outcome, result in zip(done, results, strict=True):
             self._finish(outcome, result)
 
@@ -402,7 +396,3 @@ class Worker:
         self.processed += 1
         if self.on_result is not None:
             self.on_result(result)
-
-
-class _Abandoned(Exception):
-    """The worker stops with tasks still running."""

@@ -60,3 +60,12 @@ def test_each_rescued_task_is_announced_once(sent, max_attempts, status):
             "status": status,
         }
     ]
+
+
+def test_a_task_claimed_ahead_and_never_started_is_announced_ready(sent):
+    task = stranded(max_attempts=1)
+    registry.record_started(task_backends["default"], "lost", [])
+    assert rescuer.rescue(task_backends["default"]) == 1
+    assert [(call["task_id"], call["status"]) for call in sent] == [
+        (str(task.pk), TaskResultStatus.READY)
+    ]

@@ -122,3 +122,49 @@ def test_prune_deletes_dead_workers_once_they_hold_nothing():
     assert stored(task).status == "FAILED"
     assert rescuer.prune(task_backends["default"]) == 1
     assert list(DatabaseTaskWorker.objects.values_list("pk", flat=True)) == ["alive"]
+
+
+def test_a_dead_workers_task_it_never_started_is_ready_as_if_never_claimed():
+    dead = worker("dead", silent_for=61)
+    DatabaseTaskWorker.objects.filter(pk=dead).update(started_task_ids=[])
+    started = running(dead, started_at=timezone.now())
+    retried = make_task(
+        status="RUNNING",
+        worker_id=dead,
+        worker_ids=["earlier", dead],
+        started_at=timezone.now() - timedelta(hours=1),
+        last_attempted_at=timezone.now(),
+        errors=[{"exception_class_path": "builtins.ValueError", "traceback": "x"}],
+    )
+    ahead = running(dead, started_at=timezone.now())
+    registry.record_started(task_backends["default"], dead, [started.pk])
+
+    assert rescuer.rescue(task_backends["default"]) == 3
+
+    lost = stored(started)
+    assert lost.status == "FAILED"
+    assert lost.errors[-1]["exception_class_path"] == rescuer.WORKER_LOST_PATH
+    never_started = stored(ahead)
+    assert (never_started.status, never_started.worker_id) == ("READY", "")
+    assert never_started.worker_ids == []
+    assert never_started.started_at is None
+    assert never_started.last_attempted_at is None
+    assert never_started.errors == []
+    assert never_started.due_at == ahead.due_at
+    earlier = stored(retried)
+    assert (earlier.status, earlier.worker_ids) == ("READY", ["earlier"])
+    assert earlier.started_at == retried.started_at
+    assert earlier.errors == retried.errors
+
+
+def test_every_task_of_a_dead_worker_that_kept_no_started_list_counts():
+    dead = worker("dead", silent_for=61)
+    assert DatabaseTaskWorker.objects.get(pk=dead).started_task_ids is None
+    tasks = [running(dead) for _ in range(2)]
+    assert rescuer.rescue(task_backends["default"]) == 2
+    assert {stored(task).status for task in tasks} == {"FAILED"}
+
+
+def test_a_worker_registers_with_an_empty_started_list_when_it_keeps_one():
+    registry.register(task_backends["default"], "keeper", keeps_started=True)
+    assert DatabaseTaskWorker.objects.get(pk="keeper").started_task_ids == []

@@ -6,6 +6,11 @@ registry at all, when its attempt started longer ago than that. A task on a
 live worker is never touched, however long it runs. Any live worker may
 rescue; every change is guarded by the task's status and holder, so several
 rescuing at once rescue each task once.
+
+A task the dead worker had started costs the attempt: READY after the retry
+backoff, or FAILED once the attempts are used, with a WorkerLost error. A
+task it had only claimed ahead, which its started list does not name, goes
+back to READY as it was, the claim not counted.
 """
 
 from datetime import datetime, timedelta
@@ -17,7 +22,7 @@ from django.utils import timezone
 from ...backends import DatabaseTaskBackend
 from ...models import DatabaseTask, DatabaseTaskWorker
 from ..retry_policy import next_attempt_at
-from ..transitions import WORKER_LOST_PATH, requeue_lost
+from ..transitions import WORKER_LOST_PATH, release_unstarted_of_dead, requeue_lost
 
 RUNNING = TaskResultStatus.RUNNING
 BATCH_SIZE = 100
@@ -44,35 +49,58 @@ def rescue(
     now: datetime | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> int:
-    """Put up to ``batch_size`` stranded tasks back to READY (after the retry
-    backoff) or, once they have used their attempts, FAILED; each gets a
-    WorkerLost error. Returns how many were rescued."""
+    """Take back up to ``batch_size`` stranded tasks; returns how many were
+    taken back."""
     now = now or timezone.now()
-    candidates = stranded_tasks(backend, now).values_list(
-        "pk",
-        "worker_id",
-        "worker_ids",
-        "max_attempts",
-        "retry_backoff",
-        "retry_backoff_max",
-    )[:batch_size]
+    candidates = list(
+        stranded_tasks(backend, now).only(
+            "pk",
+            "worker_id",
+            "worker_ids",
+            "max_attempts",
+            "retry_backoff",
+            "retry_backoff_max",
+        )[:batch_size]
+    )
+    started = _started_lists(backend, {task.worker_id for task in candidates})
     rescued = 0
-    for pk, worker_id, worker_ids, max_attempts, backoff, backoff_max in candidates:
+    for task in candidates:
+        listed = started.get(task.worker_id)
+        if listed is not None and str(task.pk) not in listed:
+            rescued += release_unstarted_of_dead(
+                backend, row=task, worker_id=task.worker_id
+            )
+            continue
         rescued += requeue_lost(
             backend,
-            pk=pk,
-            worker_id=worker_id,
+            pk=task.pk,
+            worker_id=task.worker_id,
             retry_at=next_attempt_at(
-                attempts_used=len(worker_ids),
-                max_attempts=max_attempts,
-                retry_backoff=backoff,
-                retry_backoff_max=backoff_max,
+                attempts_used=len(task.worker_ids),
+                max_attempts=task.max_attempts,
+                retry_backoff=task.retry_backoff,
+                retry_backoff_max=task.retry_backoff_max,
                 now=now,
             ),
-            reason=f"Worker {worker_id} stopped heartbeating while running the task.",
+            reason=f"Worker {task.worker_id} stopped heartbeating while running "
+            "the task.",
             now=now,
         )
     return rescued
+
+
+def _started_lists(
+    backend: DatabaseTaskBackend, worker_ids: set[str]
+) -> dict[str, set[str]]:
+    """The started lists of the workers that keep one."""
+    if not worker_ids:
+        return {}
+    rows = (
+        DatabaseTaskWorker.objects.using(backend.database)
+        .filter(pk__in=worker_ids, started_task_ids__isnull=False)
+        .values_list("pk", "started_task_ids")
+    )
+    return {pk: set(task_ids) for pk, task_ids in rows}
 
 
 def prune(backend: DatabaseTaskBackend, *, now: datetime | None = None) -> int:
