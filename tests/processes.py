@@ -118,7 +118,7 @@ class LoggedWorker:
 
     @property
     def id_prefix(self) -> str:
-        """How the ids of this process's worker begin (``make_worker_id``)."""
+        """How the ids of this process's worker begin (``registry.make_worker_id``)."""
         return f"{socket.gethostname()}:{self.pid}:"
 
     def alive(self) -> bool:

@@ -11,15 +11,22 @@ import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from django.db import IntegrityError
+from django.db import IntegrityError, connections
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.crypto import get_random_string
 
 from ..backends import DatabaseTaskBackend
 from ..models import DatabaseTaskWorker, WorkerState
 
 # A heartbeat this old marks a worker dead at once.
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
+_STARTED = DatabaseTaskWorker._meta.get_field("started_task_ids")
+
+
+def make_worker_id() -> str:
+    """Host, process and a random suffix: unique, and says where a task ran."""
+    return f"{socket.gethostname()}:{os.getpid()}:{get_random_string(6)}"
 
 
 def register(
@@ -68,10 +75,17 @@ def record_started(
     backend: DatabaseTaskBackend, worker_id: str, task_ids: Sequence
 ) -> None:
     """The tasks the worker may have started and not yet stored: any other
-    task it holds was never started (see ``maintenance.rescuer``)."""
-    DatabaseTaskWorker.objects.using(backend.database).filter(pk=worker_id).update(
-        started_task_ids=[str(task_id) for task_id in task_ids]
-    )
+    task it holds was never started (see ``maintenance.rescuer``). Written
+    on the hot path, so as one plain statement, with no query to compile."""
+    connection = connections[backend.database]
+    quote = connection.ops.quote_name
+    value = _STARTED.get_db_prep_save([str(pk) for pk in task_ids], connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(DatabaseTaskWorker._meta.db_table)} "
+            f"SET {quote(_STARTED.column)} = %s WHERE {quote('id')} = %s",
+            [value, worker_id],
+        )
 
 
 def set_state(backend: DatabaseTaskBackend, worker_id: str, state: str) -> None:

@@ -20,8 +20,6 @@ the next heartbeat of any live worker rescues them.
 """
 
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -29,7 +27,6 @@ from functools import partial
 
 from django.db import DatabaseError, close_old_connections
 from django.tasks import TaskResult
-from django.utils.crypto import get_random_string
 
 from ..backends import DatabaseTaskBackend
 from ..models import DatabaseTask
@@ -46,11 +43,6 @@ logger = logging.getLogger("django_database_task.worker")
 
 # Finished outcomes wait at most this long (seconds) to be stored together.
 FLUSH_AFTER = 0.005
-
-
-def make_worker_id() -> str:
-    """Host, process and a random suffix: unique, and says where a task ran."""
-    return f"{socket.gethostname()}:{os.getpid()}:{get_random_string(6)}"
 
 
 class Worker:
@@ -78,7 +70,7 @@ class Worker:
         self.max_tasks = max_tasks
         self.concurrency = concurrency
         self.shutdown_timeout = shutdown_timeout
-        self.worker_id = worker_id or make_worker_id()
+        self.worker_id = worker_id or registry.make_worker_id()
         self.on_result = on_result
         self.stopping = False
         self.processed = 0
@@ -90,6 +82,8 @@ class Worker:
         )
         self._pending: list[Outcome] = []
         self._pending_since = 0.0
+        # Set when a task failed on a database error: flush without waiting.
+        self._flush_now = False
         self._unwritten: list[Outcome] = []
         self._outage = Outage(self.worker_id, self._waker, enabled=continuous)
         self._producer = Producer(
@@ -339,6 +333,8 @@ class Worker:
         self._pending.extend(done)
         for outcome in done:
             self._producer.observe(outcome.seconds)
+            if isinstance(outcome.exception, DatabaseError):
+                self._flush_now = True
 
     def _flush_due(self) -> bool:
         """Also at once after a task failed on a database error: the
@@ -348,13 +344,14 @@ class Worker:
             not (self._producer.claimed or self._pool.busy)
             or len(self._pending) >= MAX_CLAIM
             or time.monotonic() - self._pending_since >= FLUSH_AFTER
-            or any(isinstance(o.exception, DatabaseError) for o in self._pending)
+            or self._flush_now
         )
 
     def _flush(self) -> None:
         """Store the pending outcomes in one transaction, with the started
         list when more claimed tasks should start, then announce them."""
         done, self._pending = self._pending, []
+        self._flush_now = False
         if not done:
             return
         starts = self._starts()
