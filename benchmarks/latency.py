@@ -1,13 +1,14 @@
 """Enqueue-to-start latency for an idle worker process, printed as JSON.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/ddt_bench \\
-        .venv/bin/python benchmarks/latency.py --tasks 200
+        .venv/bin/python benchmarks/latency.py --tasks 1000
 
 One worker process (``run_database_tasks --continuous``, at the default
 interval of 5 s) waits while no-op tasks are enqueued one at a time, a jittered pause
 apart; the latency of each is its ``started_at`` minus its ``enqueued_at``,
 both taken on this machine's clock. On PostgreSQL the worker is woken by
-NOTIFY; elsewhere it finds the task at its next poll. The database named in
+NOTIFY, on SQLite by its watch on the file (``wake_up`` says which); on
+MySQL/MariaDB it finds the task at its next poll. The database named in
 DATABASE_URL (default: a SQLite file in /tmp) is migrated and its task table
 emptied first: point it at a scratch database.
 """
@@ -37,6 +38,7 @@ from django.tasks import task_backends  # noqa: E402
 
 from benchmarks.common import latency_summary  # noqa: E402
 from benchmarks.tasks import noop  # noqa: E402
+from django_database_task.engine import listener  # noqa: E402
 from django_database_task.models import DatabaseTask, DatabaseTaskWorker  # noqa: E402
 
 
@@ -81,10 +83,21 @@ def measure(count: int, pause: float, interval: float) -> list[float]:
     return [(started - enqueued).total_seconds() * 1000 for enqueued, started in times]
 
 
+def wake_up(backend) -> str:
+    """What ends an idle worker's wait besides its interval."""
+    watch = listener.for_worker(backend, (), "benchmark")
+    if watch is not None:
+        watch.close()
+    return {
+        listener.Listener: "notify",
+        listener.DataVersionWatcher: "watch",
+    }.get(type(watch), "poll")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tasks", type=int, default=200)
-    parser.add_argument("--pause", type=float, default=0.25, help="seconds, mean")
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--pause", type=float, default=0.05, help="seconds, mean")
     parser.add_argument("--interval", type=float, default=5.0, help="the worker's")
     options = parser.parse_args()
     call_command("migrate", verbosity=0)
@@ -94,7 +107,7 @@ def main() -> None:
         json.dumps(
             {
                 "database": connection.vendor,
-                "listen": backend.listen and connection.vendor == "postgresql",
+                "wake_up": wake_up(backend),
                 "tasks": options.tasks,
                 "interval_s": options.interval,
                 **latency_summary(latencies),

@@ -1,6 +1,7 @@
 """Idle worker processes wake up on time: at once for a task enqueued on
-PostgreSQL (NOTIFY/LISTEN, also behind PgBouncer), and when a delayed task
-becomes due on every database, however long their polling interval."""
+PostgreSQL (NOTIFY/LISTEN, also behind PgBouncer) or SQLite (a watch on the
+file), and when a delayed task becomes due on every database, however long
+their polling interval."""
 
 import json
 import time
@@ -55,7 +56,7 @@ def started_after_enqueue(result) -> timedelta:
     return row.started_at - row.enqueued_at
 
 
-@on_postgresql
+@pytest.mark.skipif(connection.vendor == "mysql", reason="MySQL/MariaDB workers poll")
 def test_a_committed_enqueue_wakes_an_idle_worker_at_once(test_database_env, tmp_path):
     worker = LoggedWorker(
         test_database_env, tmp_path, "--continuous", "--interval", "60"

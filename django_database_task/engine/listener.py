@@ -1,6 +1,6 @@
 """When an idle worker wakes: as soon as a task is enqueued (PostgreSQL's
-LISTEN), or when the earliest delayed task becomes due, whichever comes
-before its polling interval.
+LISTEN; on SQLite, as soon as the file changes), or when the earliest
+delayed task becomes due, whichever comes before its polling interval.
 
 On PostgreSQL an enqueue NOTIFYs the backend's channel with the queue name
 when its transaction commits (``backends``). Each continuous worker keeps
@@ -13,9 +13,15 @@ direct alias). The worker waits on its socket beside its waker and asks
 Polling stays the safety net: while the connection cannot be made, or once
 it drops, the worker polls at its interval; the listener says so once in the
 log and tries again after growing pauses.
+
+SQLite has no notifications, but every process shares the file: a
+``DataVersionWatcher`` notices any commit to it within ``period``, and the
+worker then looks whether a task is due. MySQL/MariaDB have neither, and
+poll.
 """
 
 import logging
+import sqlite3
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -39,8 +45,11 @@ logger = logging.getLogger("django_database_task.worker")
 def until_due(
     backend: DatabaseTaskBackend, queue_names: Sequence[str], interval: float
 ) -> float:
-    """Seconds to sleep: ``interval``, or less if a READY task of
+    """Seconds to sleep: what is left of ``interval`` after this look, so
+    that an idle worker looks every ``interval`` seconds, however long a
+    look takes (a reconnection, among others); less if a READY task of
     ``queue_names`` becomes due sooner; 0 if one is due."""
+    started = time.monotonic()
     try:
         due = next_due(
             using=backend.database,
@@ -51,7 +60,7 @@ def until_due(
     except DatabaseError:
         return interval  # The claim deals with outages.
     if due is None:
-        return interval
+        return max(interval - (time.monotonic() - started), 1e-3)
     seconds = (due - timezone.now()).total_seconds()
     # Just past the due time when sleeping until it; 0 when it has come.
     return seconds + 0.005 if seconds > 0 else 0.0
@@ -79,20 +88,71 @@ def next_due(
 
 def for_worker(
     backend: DatabaseTaskBackend, queue_names: Sequence[str], worker_id: str
-) -> "Listener | None":
-    """The listener of a worker; None with ``LISTEN`` off or a database
-    other than PostgreSQL, where enqueueing notifies no one."""
+) -> "Listener | DataVersionWatcher | None":
+    """What wakes an idle worker; None with ``LISTEN`` off, on MySQL/MariaDB,
+    and on an in-memory SQLite database, which no other process can write."""
     if not backend.listen:
         return None
-    dialect = dialect_for(connections[backend.database])
-    if not isinstance(dialect, PostgreSQL):
+    connection = connections[backend.database]
+    dialect = dialect_for(connection)
+    if isinstance(dialect, PostgreSQL):
+        return Listener(backend, dialect, queue_names, worker_id)
+    if connection.vendor == "sqlite" and not connection.is_in_memory_db():
+        return DataVersionWatcher(str(connection.settings_dict["NAME"]))
+    return None
+
+
+class DataVersionWatcher:
+    """``PRAGMA data_version``, read on a connection of the watcher's own,
+    changes whenever another connection commits to the file: an enqueue
+    from any process, among other writes. Reading it is a look at the file's
+    header, with no statement on the task table, so the worker reads it
+    every ``period`` seconds while idle; a change ends its wait, and it then
+    looks whether a task is due (one indexed read) before claiming."""
+
+    period = 0.05
+    # A change says that something was written, not that a task is due.
+    means_work = False
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+        self._version: int | None = None
+
+    def fileno(self) -> None:
         return None
-    return Listener(backend, dialect, queue_names, worker_id)
+
+    def drain(self) -> bool:
+        """True when another connection committed since the last look, and
+        on the first look, which has nothing to compare with."""
+        try:
+            if self._connection is None:
+                # As Django opens it: a name starting "file:" is a URI.
+                self._connection = sqlite3.connect(self.path, timeout=0, uri=True)
+            [version] = self._connection.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            # Busy (a writer, in rollback-journal mode): the worker polls
+            # meanwhile, and the next look tries again.
+            return False
+        changed = version != self._version
+        self._version = version
+        return changed
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        self._version = None
 
 
 class Listener:
     """One LISTEN connection, made on the first ``drain`` and remade after
     a failure; reading it never blocks."""
+
+    # No need to look more often: the socket says when to.
+    period = None
+    # A notification names a queue that has work.
+    means_work = True
 
     def __init__(
         self,

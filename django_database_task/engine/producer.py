@@ -18,6 +18,7 @@ notification or a wake-up says there may be work.
 """
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import islice
@@ -63,6 +64,8 @@ class Producer:
         # How many claimed tasks, from the front, the started list names.
         self.startable = 0
         self._seconds_per_task: float | None = None
+        # When an idle worker looks again (time.monotonic()).
+        self._next_look = 0.0
         self._uncertain = False
 
     def observe(self, seconds: float) -> None:
@@ -130,8 +133,14 @@ class Producer:
         return self.claimed.popleft()
 
     def seconds_until_due(self, interval: float) -> float:
-        """Up to ``interval``: when the next READY task is due (0 if one is)."""
-        return listener.until_due(self.backend, self.queue_names, interval)
+        """Until the next look, or sooner when a READY task comes due (0 if
+        one is). Looks are ``interval`` apart, from the start of one to the
+        start of the next: the tasks a look found and their results take
+        nothing off the sleep that follows."""
+        now = time.monotonic()
+        if now >= self._next_look:
+            self._next_look = now + interval
+        return listener.until_due(self.backend, self.queue_names, self._next_look - now)
 
     def claim(self, limit: int, keep: Callable[[], list]) -> int:
         """Claim up to ``limit`` tasks into ``claimed``; how many came. A

@@ -22,13 +22,16 @@ class Waker:
         self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)
         os.set_blocking(self._write, False)
+        self.woken = False
         weakref.finalize(self, _close, self._read, self._write)
 
     def wait(self, timeout: float, watch: Sequence[int] = ()) -> list[int]:
         """Sleep up to ``timeout`` seconds, or until woken or one of the
         ``watch`` descriptors is readable; returns those that are."""
         readable, _, _ = select.select([self._read, *watch], [], [], timeout)
-        if self._read in readable:
+        # Whether that wait was ended by wake(), for callers that wait in steps.
+        self.woken = self._read in readable
+        if self.woken:
             with suppress(BlockingIOError):
                 while os.read(self._read, 512):
                     pass

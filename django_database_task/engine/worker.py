@@ -241,21 +241,25 @@ class Worker:
         return self.interval
 
     def _wait(self, timeout: float) -> None:
-        """Up to ``timeout`` seconds; stop(), a finished task or a notification
-        for a served queue end it sooner."""
+        """Up to ``timeout`` seconds; stop(), a finished task, a notification
+        for a served queue or (SQLite) a write to the file end it sooner."""
         if not self._pool.busy:
             close_old_connections()
         deadline = time.monotonic() + timeout
+        listener = self._listener
         while (left := deadline - time.monotonic()) > 0:
-            if self._listener is None:
+            if listener is None:
                 self._waker.wait(left)
                 return
-            if self._listener.drain():
-                self._notified = True
+            if listener.drain():
+                self._notified = listener.means_work
                 return
-            fd = self._listener.fileno()
-            readable = self._waker.wait(left, watch=[] if fd is None else [fd])
-            if not readable or self.stopping or self._pool.busy:
+            fd = listener.fileno()
+            step = left if listener.period is None else min(left, listener.period)
+            readable = self._waker.wait(step, watch=[] if fd is None else [fd])
+            if self._waker.woken or self.stopping or self._pool.busy:
+                return
+            if not readable and listener.period is None:
                 return
 
     def _idle(self) -> bool:

@@ -1,10 +1,12 @@
 """Waking idle workers: what an enqueue NOTIFYs on PostgreSQL, what a
-worker's listener makes of it, and when the next delayed task is due."""
+worker's listener makes of it, what a SQLite worker's watcher sees, and when
+the next delayed task is due."""
 
 import json
 import logging
 import time
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -19,6 +21,9 @@ from tests import tasks
 
 on_postgresql = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="NOTIFY/LISTEN is PostgreSQL's"
+)
+on_sqlite = pytest.mark.skipif(
+    connection.vendor != "sqlite", reason="PRAGMA data_version is SQLite's"
 )
 
 
@@ -145,9 +150,55 @@ def test_a_lost_connection_is_logged_once_and_made_again(caplog):
     ]
 
 
-def test_other_databases_have_no_listener(db):
-    if connection.vendor == "postgresql":
-        pytest.skip("PostgreSQL has one")
+def test_mysql_has_nothing_to_wake_a_worker_and_polls(db):
+    if connection.vendor != "mysql":
+        pytest.skip("PostgreSQL and SQLite have a way")
+    assert listener.for_worker(task_backends["default"], (), "w") is None
+
+
+@on_sqlite
+@pytest.mark.django_db(transaction=True)
+def test_on_sqlite_a_watcher_sees_each_commit_of_another_connection():
+    watcher = listener.for_worker(task_backends["default"], ["mail"], "w")
+    assert isinstance(watcher, listener.DataVersionWatcher)
+    assert not watcher.means_work and watcher.period > 0
+    try:
+        assert watcher.drain()  # A first look: what came before went unseen.
+        assert watcher.fileno() is None
+        assert not watcher.drain()
+        # Any queue: a change only makes the worker look what is due.
+        tasks.record.enqueue("a")
+        assert watcher.drain()
+        assert not watcher.drain()
+        with transaction.atomic():
+            tasks.record.enqueue("b")
+            assert not watcher.drain()  # Not committed yet.
+        assert watcher.drain()
+    finally:
+        watcher.close()
+
+
+def test_a_watcher_that_cannot_read_the_file_stays_quiet(tmp_path):
+    """The worker then polls at its interval, as without a watcher."""
+    watcher = listener.DataVersionWatcher(str(tmp_path / "missing" / "db.sqlite3"))
+    assert not watcher.drain()
+    assert not watcher.drain()
+    watcher.close()
+
+
+def test_an_in_memory_sqlite_database_has_no_watcher(db):
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's")
+    with mock.patch.object(connection, "is_in_memory_db", return_value=True):
+        assert listener.for_worker(task_backends["default"], (), "w") is None
+
+
+@on_sqlite
+@pytest.mark.django_db(transaction=True)
+def test_with_listen_off_sqlite_has_no_watcher(settings):
+    settings.TASKS = {
+        "default": settings.TASKS["default"] | {"OPTIONS": {"LISTEN": False}}
+    }
     assert listener.for_worker(task_backends["default"], (), "w") is None
 
 
@@ -173,7 +224,23 @@ def test_next_due_is_the_earliest_ready_task_of_the_served_queues():
     assert due([], 60) == now + timedelta(seconds=3)
     assert due(["default"], 5) is None
     assert 9 < listener.until_due(backend, ["default"], 60) <= 10.01
-    assert listener.until_due(backend, ["default"], 5) == 5
+    assert 4.5 < listener.until_due(backend, ["default"], 5) <= 5
+
+
+@pytest.mark.django_db
+def test_an_idle_worker_looks_every_interval_however_long_a_look_takes(
+    monkeypatch,
+):
+    """The time a look takes (a reconnection, a slow server) comes off the
+    sleep that follows, so looks are an interval apart, not more."""
+    real = listener.next_due
+
+    def slow(**kwargs):
+        time.sleep(0.3)
+        return real(**kwargs)
+
+    monkeypatch.setattr(listener, "next_due", slow)
+    assert 4.6 < listener.until_due(task_backends["default"], [], 5) <= 4.7
 
 
 @on_postgresql

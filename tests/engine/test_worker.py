@@ -55,11 +55,14 @@ def test_the_waker_also_watches_other_descriptors():
     read, write = os.pipe()
     try:
         assert waker.wait(0.01, watch=[read]) == []
+        assert not waker.woken  # It timed out.
         os.write(write, b"x")
         assert waker.wait(5, watch=[read]) == [read]
+        assert not waker.woken
         waker.wake()
         started = time.monotonic()
         assert waker.wait(5) == []
+        assert waker.woken
         assert time.monotonic() - started < 1
     finally:
         os.close(read)
