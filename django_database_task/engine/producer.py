@@ -83,13 +83,15 @@ class Producer:
         return min(MAX_CLAIM, int(expected))
 
     def wanted(self, *, free: int, concurrency: int, left: int) -> int:
-        """How many tasks to claim now: none while the held ones can fill the
-        free slots and keep half the prefetch in reserve."""
+        """How many tasks to claim now, ``left`` at most (what ``max_tasks``
+        leaves once the tasks in hand, these held ones among them, are
+        counted): none while the held ones can fill the free slots and keep
+        half the prefetch in reserve."""
         prefetch = self.prefetch(concurrency)
         held = len(self.claimed)
         if held >= free and held > prefetch // 2:
             return 0
-        return max(0, min(free + prefetch - held, MAX_CLAIM, left - held))
+        return max(0, min(free + prefetch - held, MAX_CLAIM, left))
 
     def starts(
         self,

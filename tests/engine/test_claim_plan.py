@@ -33,6 +33,17 @@ ROWS = (
 )
 
 
+def stale_backlog(cursor) -> None:
+    """Statistics taken over 100,000 finished tasks, which are then deleted,
+    and a backlog of 10,000 READY tasks that no statistics describe; all in
+    the test's transaction, which PostgreSQL's ANALYZE does not commit."""
+    cursor.execute(f"ALTER TABLE {TABLE} SET (autovacuum_enabled = false)")
+    cursor.execute(ROWS.format(table=TABLE, finished="now()"), ["SUCCESSFUL", 100_000])
+    cursor.execute(f"ANALYZE {TABLE}")
+    cursor.execute(f"DELETE FROM {TABLE}")
+    cursor.execute(ROWS.format(table=TABLE, finished="NULL"), ["READY", 10_000])
+
+
 def plan_nodes(plan: dict):
     yield plan
     for child in plan.get("Plans", []):
@@ -43,13 +54,7 @@ def plan_nodes(plan: dict):
 @postgresql_only
 def test_under_stale_statistics_the_claim_updates_by_primary_key():
     with connection.cursor() as cursor:
-        cursor.execute(f"ALTER TABLE {TABLE} SET (autovacuum_enabled = false)")
-        cursor.execute(
-            ROWS.format(table=TABLE, finished="now()"), ["SUCCESSFUL", 100_000]
-        )
-        cursor.execute(f"ANALYZE {TABLE}")
-        cursor.execute(f"DELETE FROM {TABLE}")
-        cursor.execute(ROWS.format(table=TABLE, finished="NULL"), ["READY", 10_000])
+        stale_backlog(cursor)
         sql, params = PostgreSQL().claim_statement(
             columns=COLUMNS,
             backend_name="default",

@@ -9,7 +9,7 @@ from django.tasks import TaskResultStatus
 from django.utils import timezone
 
 from django_database_task.sql import TABLE, PostgreSQL
-from tests.engine.test_claim_plan import ROWS, plan_nodes
+from tests.engine.test_claim_plan import plan_nodes, stale_backlog
 
 pytestmark = [
     pytest.mark.django_db,
@@ -22,13 +22,7 @@ pytestmark = [
 @pytest.mark.parametrize("status", ["SUCCESSFUL", "FAILED", "READY"])
 def test_under_stale_statistics_a_batch_is_stored_by_primary_key(status):
     with connection.cursor() as cursor:
-        cursor.execute(f"ALTER TABLE {TABLE} SET (autovacuum_enabled = false)")
-        cursor.execute(
-            ROWS.format(table=TABLE, finished="now()"), ["SUCCESSFUL", 100_000]
-        )
-        cursor.execute(f"ANALYZE {TABLE}")
-        cursor.execute(f"DELETE FROM {TABLE}")
-        cursor.execute(ROWS.format(table=TABLE, finished="NULL"), ["READY", 10_000])
+        stale_backlog(cursor)
         cursor.execute(
             f"UPDATE {TABLE} SET status = 'RUNNING', worker_id = 'w' WHERE id IN "
             f"(SELECT id FROM {TABLE} LIMIT 50) RETURNING id"

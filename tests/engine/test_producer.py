@@ -58,6 +58,8 @@ def test_no_claim_while_the_held_tasks_fill_the_slots_and_half_the_prefetch():
     fast.claimed.clear()
     fast.claimed.extend([object()] * 20)
     assert fast.wanted(free=1, concurrency=1, left=1000) == 31
+    # What max_tasks leaves counts the held tasks already.
+    assert fast.wanted(free=1, concurrency=1, left=4) == 4
 
 
 def test_released_tasks_are_ready_again_as_if_never_claimed():
