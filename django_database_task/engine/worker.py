@@ -180,7 +180,9 @@ class Worker:
         producer = self._producer
         while producer.claimed and self._free_slots():
             if not producer.startable and not self._record_starts():
-                break
+                # Its write failed (the outcomes wait in _unwritten) or the
+                # worker stops: the loop sees to either first.
+                return True
             row = producer.take()
             self._in_flight = row
             attempt = start(row, self.backend)
@@ -193,9 +195,8 @@ class Worker:
         return started
 
     def _record_starts(self) -> bool:
-        """Name the next claimed tasks in the started list before starting
-        them: with the pending outcomes if there are any, alone otherwise.
-        False when none may start yet (the database did not take it)."""
+        """Name the next claimed tasks in the started list, with the pending
+        outcomes if any; False when none may start yet."""
         if self._pending:
             self._flush()
         elif starts := self._starts():
