@@ -117,7 +117,7 @@ def test_a_dead_worker_on_this_host_is_unhealthy():
     assert (status, out) == (1, "")
     assert re.fullmatch(
         rf"no live worker on host {re.escape(HOST)} \(backend 'default'\): "
-        r"last heartbeat \d+d( \d+h)? ago, more than 1m \(--this-host\)\n",
+        r"last heartbeat \d+d( \d+[hms])? ago, more than 1m \(--this-host\)\n",
         err,
     )
 
