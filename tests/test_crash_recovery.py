@@ -215,7 +215,7 @@ def test_a_worker_killed_with_tasks_claimed_ahead_costs_them_no_attempt(
     env = backend_options(
         settings, test_database_env, HEARTBEAT_INTERVAL=0.5, RESCUE_AFTER=2
     )
-    size = 400
+    size = 1_000
     for number in range(size):
         tasks.record_every_run.enqueue(
             f"task-{number}", AHEAD_TASK_SECONDS[concurrency]
