@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from ..backends import DatabaseTaskBackend
 from ..models import DatabaseTask
-from ..sql import AppendError, status_recheck
+from ..sql import AppendError, among_running, status_recheck
 from .retry_policy import WorkerLost
 from .signals import task_rescued
 
@@ -103,7 +103,7 @@ def release_held(using: str, worker_id: str, keep: Sequence = ()) -> int:
     dropped after the database committed it) is not stranded, and, the task
     never having run, does not count as an attempt."""
     held = DatabaseTask.objects.using(using).filter(status=RUNNING, worker_id=worker_id)
-    rows = held.exclude(pk__in=list(keep)).only("pk", "worker_ids")
+    rows = among_running(held.exclude(pk__in=list(keep)).only("pk", "worker_ids"))
     return release_unstarted(using, worker_id, list(rows))
 
 

@@ -4,6 +4,8 @@ the claim by id, the completion of a batch, and the multi-row INSERT of
 
 from collections.abc import Sequence
 
+from django.db.models import QuerySet
+
 from ..bulk_text import batches
 
 TABLE = "django_database_task"
@@ -26,6 +28,11 @@ class Dialect:
 
     # bulk_enqueue: rows per statement unless the caller asks otherwise.
     bulk_batch_size = 1000
+
+    def among_running(self, queryset: QuerySet) -> QuerySet:
+        """``queryset``, which looks for RUNNING tasks (a few among many),
+        as it must run to read only those whatever the statistics say."""
+        return queryset
 
     def insert_rows(
         self,

@@ -1,9 +1,10 @@
 """The expressions the ORM lacks: JSON array length and append, per vendor,
-and a status re-check no index serves."""
+a status re-check no index serves, and an index a query must go through."""
 
-from django.db.models import F, Func, IntegerField, JSONField, Value
+from django.db.models import F, Func, IntegerField, JSONField, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import Exact
+from django.db.models.sql.datastructures import BaseTable
 
 
 class JSONArrayLength(Func):
@@ -69,3 +70,36 @@ def status_recheck(status: str) -> Exact:
     the primary key, and may pick ``ddt_purge_idx`` or a READY partial index
     instead: then one update reads every RUNNING row, or the whole backlog."""
     return Exact(Coalesce(F("status"), Value("")), status)
+
+
+class _IndexedTable(BaseTable):
+    """The query's own table, read through one index (MySQL's ``FORCE
+    INDEX``): the ORM has no way to name an index."""
+
+    def __init__(self, table_name: str, alias: str | None, index: str) -> None:
+        super().__init__(table_name, alias)
+        self.index = index
+
+    def as_sql(self, compiler, connection):
+        sql, params = super().as_sql(compiler, connection)
+        return f"{sql} FORCE INDEX ({connection.ops.quote_name(self.index)})", params
+
+    def relabeled_clone(self, change_map):
+        alias = change_map.get(self.table_alias, self.table_alias)
+        return self.__class__(self.table_name, alias, self.index)
+
+    @property
+    def identity(self):
+        return (*super().identity, self.index)
+
+
+def through_index(queryset: QuerySet, index: str) -> QuerySet:
+    """``queryset``, its table read through ``index`` whatever the optimizer
+    thinks of it (MySQL/MariaDB); querysets chained from it keep the hint."""
+    queryset = queryset.all()
+    query = queryset.query
+    table = query.alias_map[query.get_initial_alias()]
+    query.alias_map[table.table_alias] = _IndexedTable(
+        table.table_name, table.table_alias, index
+    )
+    return queryset

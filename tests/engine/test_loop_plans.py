@@ -185,27 +185,9 @@ CHECKS: dict[str, tuple[Callable[..., Callable[[], object]], int]] = {
 }
 
 
-# MariaDB's optimizer prefers its engine-independent statistics (ANALYZE
-# TABLE ... PERSISTENT FOR ...), which nothing refreshes by itself: taken on
-# an empty table, they make any scan look free. The ORM names no index, so
-# these read the whole table then; the claim names its index.
-_EMPTY = "MariaDB, statistics of an empty table: reads the whole table"
-MYSQL_EMPTY_SCANS = {
-    "rescuer.rescue": f"{_EMPTY} (once per heartbeat)",
-    "stale.requeue_stale": f"{_EMPTY} (an operator's command)",
-    "transitions.release_held": f"{_EMPTY} (after a failed claim only)",
-}
-
-
 @pytest.mark.parametrize("name", CHECKS)
-def test_under_stale_statistics_a_loop_statement_reads_only_its_rows(
-    request, stale_table, name
-):
+def test_under_stale_statistics_a_loop_statement_reads_only_its_rows(stale_table, name):
     backend, finished = stale_table
-    if connection.vendor == "mysql" and not finished and name in MYSQL_EMPTY_SCANS:
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason=MYSQL_EMPTY_SCANS[name])
-        )
     if connection.vendor == "postgresql" and not finished and name == "completion":
         # Statistics of an empty table make a table of this test's size look
         # smaller than one page: a sequential scan may then be cheapest. At a

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from ...backends import DatabaseTaskBackend
 from ...models import DatabaseTask, DatabaseTaskWorker
+from ...sql import among_running
 from ..retry_policy import next_attempt_at
 from ..transitions import WORKER_LOST_PATH, release_unstarted_of_dead, requeue_lost
 
@@ -34,7 +35,7 @@ def stranded_tasks(backend: DatabaseTaskBackend, now: datetime):
     cutoff = now - timedelta(seconds=backend.rescue_after)
     workers = DatabaseTaskWorker.objects.using(backend.database)
     holder = workers.filter(pk=OuterRef("worker_id"))
-    return (
+    return among_running(
         DatabaseTask.objects.using(backend.database)
         .filter(backend_name=backend.alias, status=RUNNING)
         .exclude(worker_id="")

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from ...backends import DatabaseTaskBackend
 from ...models import DatabaseTask
+from ...sql import among_running
 from ..retry_policy import next_attempt_at
 from ..transitions import requeue_lost
 from .rescuer import BATCH_SIZE, RUNNING
@@ -76,7 +77,9 @@ def stale_tasks(
         status=RUNNING,
         last_attempted_at__lt=now - older_than,
     )
-    return tasks.filter(queue_name__in=queue_names) if queue_names else tasks
+    if queue_names:
+        tasks = tasks.filter(queue_name__in=queue_names)
+    return among_running(tasks)
 
 
 def requeue_stale(
