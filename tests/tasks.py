@@ -6,7 +6,7 @@ import signal
 import time
 from datetime import datetime
 
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.tasks import task
 
@@ -202,3 +202,12 @@ def raise_unpicklable():
 def kill_own_process():
     """Dies as the OOM killer would have it: SIGKILL, no cleanup."""
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@task
+def leave_autocommit_off(key):
+    """Records ``key``, then leaves this thread's connection as a commit that
+    failed when the database went away leaves it: no atomic block, but
+    autocommit off (Django's atomic() could not switch it back on)."""
+    Execution.objects.create(key=key)
+    transaction.set_autocommit(False)

@@ -33,6 +33,23 @@ def test_sigterm_lets_the_running_task_finish_and_starts_nothing_new(
     assert "Stopped on signal." in out
 
 
+@pytest.mark.parametrize("concurrency", ["1", "2"])
+def test_a_task_leaving_its_connection_out_of_autocommit_costs_no_later_outcome(
+    test_database_env, concurrency
+):
+    """The next statements on that connection would run in a transaction
+    nobody commits (or, once the database is gone, wedge every atomic block
+    the worker opens): the worker closes such a connection after the task."""
+    broken = tasks.leave_autocommit_off.using(priority=1).enqueue("broken")
+    later = [tasks.record.enqueue(f"later-{n}") for n in range(20)]
+    worker = start_worker(test_database_env, "--concurrency", concurrency)
+    out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    assert status_of(broken) == TaskResultStatus.SUCCESSFUL
+    assert [status_of(result) for result in later] == [TaskResultStatus.SUCCESSFUL] * 20
+    assert Execution.objects.count() == 21
+
+
 def test_an_idle_worker_stops_at_once_on_sigterm(test_database_env):
     worker = start_worker(test_database_env, "--continuous", "--interval", "600")
     try:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from django.db import close_old_connections, connections
 
 from .executor import Attempt, Outcome, arun, run
+from .transient import close_broken_connections
 
 
 class InlinePool:
@@ -31,6 +32,8 @@ class InlinePool:
 
     def submit(self, attempt: Attempt) -> None:
         self.done.append(timed_run(attempt))
+        # The worker writes next on the connection the task used.
+        close_broken_connections()
 
     def take_done(self) -> list[Outcome]:
         done, self.done = self.done, []

@@ -30,15 +30,35 @@ def tolerate[T](operation: Callable[[], T], *, using: str) -> T:
     """Run ``operation``, running it again after an OperationalError with
     growing pauses; the last failure is raised. Retries are logged at DEBUG:
     a failure that lasts is the caller's to report (a worker warns once per
-    outage), and a warning per retry would flood the log during one."""
-    for delay in DELAYS:
+    outage), and a warning per retry would flood the log during one. After
+    every failure, the last included, a connection the failure left unfit
+    is closed, so that whatever runs next starts afresh."""
+    for delay in (*DELAYS, None):
         try:
             return operation()
         except OperationalError as error:
-            logger.debug("%s; retrying in %s s.", error, delay)
             connections[using].close_if_unusable_or_obsolete()
+            if delay is None:
+                raise
+            logger.debug("%s; retrying in %s s.", error, delay)
             time.sleep(delay)
-    return operation()
+    raise AssertionError("unreachable")
+
+
+def close_broken_connections() -> None:
+    """Close this thread's connections left out of autocommit with no atomic
+    block open, keeping every other one open whatever ``CONN_MAX_AGE`` says.
+    A commit or rollback whose database went away leaves that state behind
+    (Django's atomic() could not switch autocommit back on); the next atomic
+    block would take the open transaction for its own and never commit, or,
+    the connection being dead, stay broken for good."""
+    for connection in connections.all(initialized_only=True):
+        if (
+            connection.connection is not None
+            and not connection.in_atomic_block
+            and connection.get_autocommit() != connection.settings_dict["AUTOCOMMIT"]
+        ):
+            connection.close()
 
 
 class Backoff:

@@ -1,7 +1,8 @@
-"""Transient database errors are retried, then raised."""
+"""Transient database errors are retried, then raised; a connection a
+failure left unfit is closed."""
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection, transaction
 
 from django_database_task.engine import transient
 
@@ -40,3 +41,46 @@ def test_other_errors_are_not_retried():
 
     with pytest.raises(ValueError):
         transient.tolerate(broken, using="default")
+
+
+def left_out_of_autocommit():
+    """Fails as a commit whose database went away does: Django's atomic()
+    could not switch autocommit back on."""
+    transaction.set_autocommit(False)
+    raise OperationalError("server has gone away")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_last_failure_left_unfit_is_closed():
+    with pytest.raises(OperationalError):
+        transient.tolerate(left_out_of_autocommit, using="default")
+    assert connection.connection is None
+    # The next atomic block opens a transaction of its own, and commits it.
+    with transaction.atomic():
+        assert not connection.get_autocommit()
+    assert connection.get_autocommit()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_left_out_of_autocommit_is_closed():
+    connection.ensure_connection()
+    transaction.set_autocommit(False)
+    transient.close_broken_connections()
+    assert connection.connection is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_healthy_connections_stay_open_whatever_their_age():
+    connection.ensure_connection()
+    kept = connection.connection
+    transient.close_broken_connections()
+    assert connection.connection is kept
+
+
+@pytest.mark.django_db
+def test_a_connection_inside_an_atomic_block_is_left_to_it():
+    connection.ensure_connection()
+    transient.close_broken_connections()
+    assert connection.in_atomic_block
+    assert not connection.closed_in_transaction
+    assert not connection.needs_rollback
