@@ -211,3 +211,20 @@ def leave_autocommit_off(key):
     autocommit off (Django's atomic() could not switch it back on)."""
     Execution.objects.create(key=key)
     transaction.set_autocommit(False)
+
+
+@task
+async def async_leave_autocommit_off(key):
+    """The same from an async task, whose queries run in sync_to_async's
+    thread; it fails, as the task whose commit failed would."""
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(leave_autocommit_off.func)(key)
+    raise ConnectionError("the commit failed")
+
+
+@task
+async def async_record(key):
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(record.func)(key)

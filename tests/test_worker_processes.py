@@ -50,6 +50,33 @@ def test_a_task_leaving_its_connection_out_of_autocommit_costs_no_later_outcome(
     assert Execution.objects.count() == 21
 
 
+def test_an_async_task_leaving_its_connection_broken_costs_no_later_outcome(
+    test_database_env,
+):
+    """Async tasks' queries run in sync_to_async's one thread, whichever
+    task makes them: after a failed task, its connection there is checked
+    (a task running beside it meanwhile may still write on it)."""
+    worker = start_worker(
+        test_database_env, "--continuous", "--interval", "0.1", "--concurrency", "2"
+    )
+    try:
+        broken = tasks.async_leave_autocommit_off.enqueue("broken")
+        wait_for(lambda: status_of(broken) == TaskResultStatus.FAILED, worker)
+        later = [tasks.async_record.enqueue(f"later-{n}") for n in range(20)]
+        wait_for(
+            lambda: all(
+                status_of(result) == TaskResultStatus.SUCCESSFUL for result in later
+            ),
+            worker,
+        )
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=30)
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, err
+    assert Execution.objects.count() == 21
+
+
 def test_an_idle_worker_stops_at_once_on_sigterm(test_database_env):
     worker = start_worker(test_database_env, "--continuous", "--interval", "600")
     try:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connections
 
 from .executor import Attempt, Outcome, arun, run
@@ -157,6 +158,10 @@ class ConcurrentPool:
         started = time.perf_counter()
         outcome = await arun(attempt)
         outcome.seconds = time.perf_counter() - started
+        if outcome.exception is not None:
+            # Where the task's queries ran (sync_to_async's thread): one that
+            # a failed commit left broken must not serve the next task.
+            await sync_to_async(close_broken_connections)()
         self._finish(attempt, outcome)
 
 
