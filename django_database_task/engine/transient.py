@@ -33,16 +33,18 @@ def tolerate[T](operation: Callable[[], T], *, using: str) -> T:
     outage), and a warning per retry would flood the log during one. After
     every failure, the last included, a connection the failure left unfit
     is closed, so that whatever runs next starts afresh."""
-    for delay in (*DELAYS, None):
+    for delay in DELAYS:
         try:
             return operation()
         except OperationalError as error:
-            connections[using].close_if_unusable_or_obsolete()
-            if delay is None:
-                raise
             logger.debug("%s; retrying in %s s.", error, delay)
+            connections[using].close_if_unusable_or_obsolete()
             time.sleep(delay)
-    raise AssertionError("unreachable")
+    try:
+        return operation()
+    except OperationalError:
+        connections[using].close_if_unusable_or_obsolete()
+        raise
 
 
 def close_broken_connections() -> None:
