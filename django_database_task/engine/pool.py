@@ -40,9 +40,6 @@ class InlinePool:
         done, self.done = self.done, []
         return done
 
-    def running(self) -> list[Attempt]:
-        return []
-
     def started(self) -> list:
         """Primary keys of the tasks running or done and not yet taken."""
         return [outcome.row.pk for outcome in self.done]
@@ -68,10 +65,6 @@ class ConcurrentPool:
     def busy(self) -> int:
         with self._lock:
             return len(self._running)
-
-    def running(self) -> list[Attempt]:
-        with self._lock:
-            return list(self._running.values())
 
     def started(self) -> list:
         """Primary keys of the tasks running or done and not yet taken, read
