@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from django_database_task.models import DatabaseTask
+from django_database_task.models import DatabaseTask, DatabaseTaskWorker
 
 
 def make_task(**fields) -> DatabaseTask:
@@ -52,6 +52,14 @@ def failed_task(**fields) -> DatabaseTask:
         ],
     )
     return finished_task("FAILED", **fields)
+
+
+def started_by_workers() -> set[str]:
+    """Ids of the tasks the workers' started lists name. A worker writes a
+    task there just before it starts it; a RUNNING task may only be claimed,
+    and a worker stopped then gives it back unstarted."""
+    lists = DatabaseTaskWorker.objects.values_list("started_task_ids", flat=True)
+    return {task_id for listed in lists for task_id in listed or ()}
 
 
 def stored(result) -> DatabaseTask:

@@ -10,6 +10,7 @@ from django.tasks import task_backends
 from django_database_task.engine.maintenance import rescuer
 from django_database_task.models import DatabaseTask, DatabaseTaskWorker
 from tests import tasks
+from tests.factories import started_by_workers
 from tests.models import Span, peak_overlap
 from tests.processes import backend_options, run_django, start_worker, wait_for
 
@@ -65,13 +66,6 @@ def test_timeouts_fail_stuck_tasks_and_the_others_go_on(settings, test_database_
     assert not Span.objects.filter(key__startswith="stuck").exists()
 
 
-def started_by_the_worker() -> set[str]:
-    """The tasks the one worker's started list names: it writes them just
-    before it starts them."""
-    lists = DatabaseTaskWorker.objects.values_list("started_task_ids", flat=True)
-    return {task_id for listed in lists for task_id in listed or ()}
-
-
 def test_shutdown_timeout_leaves_running_tasks_to_an_immediate_rescue(
     settings, test_database_env
 ):
@@ -89,7 +83,7 @@ def test_shutdown_timeout_leaves_running_tasks_to_an_immediate_rescue(
     try:
         # Started, not only claimed: a worker stopped between the claim and
         # the start releases its tasks and leaves nothing running.
-        wait_for(lambda: started_by_the_worker() == {str(r.id) for r in long}, worker)
+        wait_for(lambda: started_by_workers() == {str(r.id) for r in long}, worker)
         worker.send_signal(signal.SIGTERM)
         out, err = worker.communicate(timeout=30)
     finally:

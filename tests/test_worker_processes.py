@@ -7,7 +7,7 @@ from django.tasks import TaskResultStatus
 
 from django_database_task.models import DatabaseTask
 from tests import tasks
-from tests.factories import status_of
+from tests.factories import started_by_workers, status_of
 from tests.models import Execution
 from tests.processes import start_worker, wait_for
 
@@ -21,7 +21,7 @@ def test_sigterm_lets_the_running_task_finish_and_starts_nothing_new(
     waiting = tasks.record.using(priority=-1).enqueue("next")
     worker = start_worker(test_database_env, "--continuous", "--interval", "1")
     try:
-        wait_for(lambda: status_of(running) == TaskResultStatus.RUNNING, worker)
+        wait_for(lambda: str(running.id) in started_by_workers(), worker)
         worker.send_signal(signal.SIGTERM)
         out, err = worker.communicate(timeout=30)
     finally:
@@ -93,7 +93,7 @@ def test_a_second_signal_exits_at_once(test_database_env):
     running = tasks.sleep_then_record.enqueue("very-slow", 60)
     worker = start_worker(test_database_env, "--continuous")
     try:
-        wait_for(lambda: status_of(running) == TaskResultStatus.RUNNING, worker)
+        wait_for(lambda: str(running.id) in started_by_workers(), worker)
         assert worker.stdout.readline().startswith("Worker ")
         worker.send_signal(signal.SIGTERM)
         assert worker.stdout.readline().startswith("Stopping after the running task")
